@@ -1,0 +1,143 @@
+// `npm run bench -- [DIR] [--rounds N]`: backs up DIR (or a generated tree) to a local target and
+// measures wall time, throughput and peak RSS beside `tar -cf - DIR | zstd -T0 -3 | tee OUT | sha256sum`
+// writing to the same disk in the same run. Reports ratios, not absolute claims.
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatBytes, formatDuration } from '../src/lib/units.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = join(root, 'dist', 'cli.js');
+
+interface Measurement {
+  wallMs: number;
+  peakRssBytes: number;
+}
+
+/** Runs a command, sampling VmHWM (peak RSS) of the process tree's main process until it exits. */
+async function measure(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measurement> {
+  const started = process.hrtime.bigint();
+  const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
+  let peak = 0;
+  const sample = () => {
+    try {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const match = /VmHWM:\s+(\d+) kB/.exec(status);
+      if (match) peak = Math.max(peak, Number(match[1]) * 1024);
+    } catch {
+      // exited between samples
+    }
+  };
+  const timer = setInterval(sample, 20);
+  const code = await new Promise<number | null>((done) => child.on('exit', (c) => done(c)));
+  clearInterval(timer);
+  const wallMs = Number((process.hrtime.bigint() - started) / 1_000_000n);
+  if (code !== 0 && code !== 3) throw new Error(`${file} ${args.join(' ')} exited ${code}`);
+  return { wallMs, peakRssBytes: peak };
+}
+
+function treeBytes(dir: string): number {
+  return Number(execFileSync('du', ['-sb', '--apparent-size', dir], { encoding: 'utf8' }).split('\t')[0]);
+}
+
+/** A small web-app-like tree: many small sources, some incompressible uploads, a big SQL-ish dump. */
+async function generate(dir: string, mib: number): Promise<void> {
+  const seedHash = (n: number) => createHash('sha256').update(String(n)).digest();
+  const words =
+    'function return const class public private static namespace use echo array string int null true false'.split(' ');
+  const smallFiles = Math.max(100, mib * 30);
+  for (let i = 0; i < smallFiles; i++) {
+    const sub = join(dir, 'src', `m${i % 100}`);
+    if (i < 100) await mkdir(sub, { recursive: true });
+    const h = seedHash(i);
+    const lines = Array.from(
+      { length: 20 + (h[0] ?? 0) },
+      (_, j) => `${words[(j * 7 + i) % words.length]} x${j} = ${i * j};`,
+    );
+    await writeFile(join(sub, `f${i}.php`), `${lines.join('\n')}\n`);
+  }
+  await mkdir(join(dir, 'uploads'), { recursive: true });
+  const uploads = Math.max(4, Math.floor(mib / 4));
+  for (let i = 0; i < uploads; i++) {
+    const chunks: Buffer[] = [];
+    for (let k = 0; k < 64 * 1024 * 1.5; k += 32) chunks.push(seedHash(i * 1_000_003 + k));
+    await writeFile(join(dir, 'uploads', `u${i}.jpg`), Buffer.concat(chunks).subarray(0, 1_500_000));
+  }
+  const dumpLines: string[] = [];
+  const dumpTarget = Math.floor(mib * 0.3 * 1024 * 1024);
+  let size = 0;
+  for (let i = 0; size < dumpTarget; i++) {
+    const line = `INSERT INTO orders VALUES (${i},'cust${i % 9973}',${(i * 37) % 100000}.${i % 100},'${words[i % words.length]} note ${i}');\n`;
+    dumpLines.push(line);
+    size += line.length;
+  }
+  await writeFile(join(dir, 'dump.sql'), dumpLines.join(''));
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const roundsIndex = args.indexOf('--rounds');
+  const rounds = roundsIndex >= 0 ? Number(args.splice(roundsIndex, 2)[1]) : 2;
+  if (!existsSync(cli)) execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+  const work = await mkdtemp(join(tmpdir(), 'bp-bench-'));
+  try {
+    let dataDir = args[0] ? resolve(args[0]) : join(work, 'data');
+    if (!args[0]) {
+      process.stderr.write('no DIR given: generating a 200 MiB web-app-like tree\n');
+      await generate(dataDir, 200);
+    }
+    dataDir = resolve(dataDir);
+    const bytes = treeBytes(dataDir);
+    const target = join(work, 'target');
+    const stateDir = join(work, 'state');
+    await mkdir(target);
+    const config = join(work, 'backproof.yml');
+    await writeFile(
+      config,
+      `job: bench\nstateDir: ${stateDir}\nsources: [{ name: data, type: files, paths: [${JSON.stringify(dataDir)}] }]\n` +
+        `targets: [{ name: disk, type: local, path: ${JSON.stringify(target)} }]\ncompression: { algorithm: zstd, level: 3 }\n` +
+        'checks: { minFree: { bytes: 0, percent: 0% } }\n',
+    );
+    // Warm the page cache once so neither side pays for the first read alone.
+    execFileSync('sh', ['-c', `tar -cf - "$1" | cat > /dev/null`, 'sh', dataDir], { stdio: 'ignore' });
+    const ours: Measurement[] = [];
+    const peer: Measurement[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const out = join(work, `peer-${round}.tar.zst`);
+      peer.push(
+        await measure('bash', [
+          '-c',
+          'set -o pipefail; tar -cf - "$1" 2>/dev/null | zstd -q -T0 -3 | tee "$2" | sha256sum >/dev/null',
+          'bash',
+          dataDir,
+          out,
+        ]),
+      );
+      await rm(out, { force: true });
+      ours.push(await measure(process.execPath, [cli, '--config', config, 'backup']));
+      await rm(join(target, 'bench'), { recursive: true, force: true });
+      await rm(join(stateDir, 'state.db'), { force: true });
+    }
+    const best = (list: Measurement[]) => list.reduce((a, b) => (b.wallMs < a.wallMs ? b : a));
+    const o = best(ours);
+    const p = best(peer);
+    const rate = (m: Measurement) => Math.floor((bytes * 1000) / Math.max(1, m.wallMs));
+    const ratioBp = Math.floor((rate(o) * 10000) / Math.max(1, rate(p)));
+    const lines = [
+      `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${formatBytes(totalmem())} RAM, node ${process.version}`,
+      `data: ${dataDir} (${formatBytes(bytes)}), best of ${rounds} rounds each, same disk (${work})`,
+      `tar | zstd -T0 -3 | tee | sha256sum : ${formatDuration(p.wallMs).padStart(8)}  ${formatBytes(rate(p)).padStart(9)}/s`,
+      `backproof backup                      : ${formatDuration(o.wallMs).padStart(8)}  ${formatBytes(rate(o)).padStart(9)}/s  peak RSS ${formatBytes(o.peakRssBytes)}`,
+      `throughput ratio backproof/peer       : ${Math.floor(ratioBp / 100)}.${String(ratioBp % 100).padStart(2, '0')}x  (goal >= 0.80x, peak RSS < 200 MB)`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,42 @@
+// `backproof backup [--dry-run] [--take-over]`: run the job now.
+import { loadConfig, resolveConfigPath } from '../config/load.js';
+import { planBackup, runBackup } from '../core/backup.js';
+import { systemClock } from '../core/context.js';
+import { silentLogger } from '../lib/log.js';
+import { createTextReporter, renderBackupSummary, renderPlan } from '../report/text.js';
+import { silentReporter } from '../report/types.js';
+import { writeJson, writeLines } from './output.js';
+import type { Command } from './types.js';
+
+export const backupCommand: Command = {
+  name: 'backup',
+  summary: 'run the job now (--dry-run: preflight and plan, writes nothing)',
+  usage: 'backproof [--config FILE] backup [--dry-run] [--take-over] [--json]',
+  options: {
+    'dry-run': { type: 'boolean' },
+    'take-over': { type: 'boolean' },
+  },
+  async run(args, io) {
+    const { config } = await loadConfig(resolveConfigPath(args.config, io.env, io.cwd));
+    // With --json the reporter stays quiet: stdout carries one document, stderr stays free for errors.
+    const reporter = args.json ? silentReporter : createTextReporter(io.stderr);
+    const input = {
+      config,
+      takeOver: args.values['take-over'] === true,
+      log: silentLogger,
+      reporter,
+      signal: io.signal,
+      clock: systemClock,
+    };
+    if (args.values['dry-run'] === true) {
+      const plan = await planBackup(input);
+      if (args.json) writeJson(io, plan);
+      else writeLines(io.stdout, renderPlan(plan));
+      return plan.exitCode;
+    }
+    const report = await runBackup(input);
+    if (args.json) writeJson(io, report);
+    else writeLines(io.stdout, renderBackupSummary(report));
+    return report.exitCode;
+  },
+};

@@ -1,0 +1,18 @@
+// Helpers every command uses to speak: one JSON document on stdout with --json, text otherwise.
+import type { CommandIO } from './types.js';
+
+export function writeJson(io: CommandIO, document: unknown): void {
+  io.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+}
+
+export function writeLines(stream: NodeJS.WritableStream, lines: readonly string[]): void {
+  if (lines.length > 0) stream.write(`${lines.join('\n')}\n`);
+}
+
+/** Local time for humans (data stays UTC ISO). */
+export function displayTime(iso: string): string {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}

@@ -1,0 +1,107 @@
+// `backproof status`: newest verified set per target and its age against the RPO; exit 1 when unhealthy.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, resolveConfigPath } from '../config/load.js';
+import { readCatalog, selectTargets } from '../core/catalog.js';
+import { ExitCode } from '../lib/exit-codes.js';
+import { inspectJobLock } from '../lib/lock.js';
+import { formatDuration } from '../lib/units.js';
+import { jobHealthy, judgeTargetHealth } from '../policy/health.js';
+import { openStateDb } from '../state/store.js';
+import { displayTime, writeJson, writeLines } from './output.js';
+import type { Command } from './types.js';
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'health per target: newest verified set and its age against the RPO; exit 1 when unhealthy',
+  usage: 'backproof [--config FILE] status [--json]',
+  options: {},
+  async run(args, io) {
+    const { config } = await loadConfig(resolveConfigPath(args.config, io.env, io.cwd));
+    const catalogs = await readCatalog(config, selectTargets(config, undefined), io.signal);
+    const nowMs = Date.now();
+    const targets = catalogs.map((catalog) => {
+      const newest = catalog.sets.find((s) => s.valid && !s.suspect && s.finishedAt);
+      return judgeTargetHealth(
+        {
+          target: catalog.target,
+          optional: catalog.optional,
+          ...(catalog.error ? { error: catalog.error } : {}),
+          ...(newest?.finishedAt ? { newest: { setId: newest.setId, finishedAt: newest.finishedAt } } : {}),
+        },
+        nowMs,
+        config.objectives?.rpo,
+      );
+    });
+    const lock = inspectJobLock(config.stateDir, config.job);
+    let lastRun: {
+      id: number;
+      status: string | null;
+      startedAt: string;
+      finishedAt: string | null;
+      exitCode: number | null;
+    } | null = null;
+    let unfinished: { id: number; startedAt: string; pid: number; host: string }[] = [];
+    if (existsSync(join(config.stateDir, 'state.db'))) {
+      const state = openStateDb(config.stateDir);
+      try {
+        const runs = state.listRuns(config.job, 50);
+        const first = runs[0];
+        if (first)
+          lastRun = {
+            id: first.id,
+            status: first.status,
+            startedAt: first.startedAt,
+            finishedAt: first.finishedAt,
+            exitCode: first.exitCode,
+          };
+        unfinished = runs
+          .filter((r) => r.status === 'abandoned' || (r.status === null && !(lock.held && lock.holder?.pid === r.pid)))
+          .map((r) => ({ id: r.id, startedAt: r.startedAt, pid: r.pid, host: r.host }));
+      } finally {
+        state.close();
+      }
+    }
+    const healthy = jobHealthy(targets);
+    const exitCode = healthy ? ExitCode.success : ExitCode.failure;
+    if (args.json) {
+      writeJson(io, {
+        job: config.job,
+        healthy,
+        targets,
+        lastRun,
+        running: lock.held ? (lock.holder ?? null) : null,
+        unfinishedRuns: unfinished,
+      });
+      return exitCode;
+    }
+    const lines = [`job ${config.job}: ${healthy ? 'HEALTHY' : 'UNHEALTHY'}`];
+    for (const t of targets) {
+      const age = t.ageMs !== null ? `${formatDuration(t.ageMs)} old` : '';
+      const rpo = t.rpoMs !== null ? ` (RPO ${formatDuration(t.rpoMs)})` : '';
+      lines.push(
+        `  ${t.healthy ? '✓' : t.optional ? '!' : '✗'} ${t.target}${t.optional ? ' (optional)' : ''}: ` +
+          (t.newestSetId
+            ? `newest verified set ${t.newestSetId}, ${displayTime(t.newestFinishedAt ?? '')}, ${age}${rpo}`
+            : '') +
+          (t.problem ? `${t.newestSetId ? '; ' : ''}${t.problem}` : ''),
+      );
+    }
+    if (lock.held && lock.holder)
+      lines.push(
+        `  running now: pid ${lock.holder.pid} on ${lock.holder.host} since ${displayTime(lock.holder.startedAt)}`,
+      );
+    if (lastRun) {
+      lines.push(
+        `  last run #${lastRun.id}: ${lastRun.status ?? 'unfinished'}, started ${displayTime(lastRun.startedAt)}`,
+      );
+    }
+    for (const run of unfinished.slice(0, 5)) {
+      lines.push(
+        `  ! run #${run.id} (pid ${run.pid}, started ${displayTime(run.startedAt)}) never finished: it was killed or crashed`,
+      );
+    }
+    writeLines(io.stdout, lines);
+    return exitCode;
+  },
+};

@@ -1,0 +1,115 @@
+// Writes one object to every live target: raw bytes → measure → compress → measure → fan-out, each
+// target writing under a temporary name; then each target proves size and SHA-256 and the object is
+// renamed to its final name. Returns per-target proof or error; never throws for a target's failure.
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
+import { messageOf } from '../lib/errors.js';
+import { type CompressionOptions, createCompressor } from '../pipeline/compress.js';
+import { fanOut } from '../pipeline/fanout.js';
+import { type Measured, MeasureStream } from '../pipeline/measure.js';
+import { tempKey } from '../set/layout.js';
+import type { Target } from '../targets/types.js';
+import { type VerifiedObject, verifiedObject } from './evidence.js';
+
+export interface ObjectWrite {
+  /** Unset when every target failed before the stream ended (nothing to measure). */
+  raw?: Measured;
+  stored?: Measured;
+  /** Per target name: the proof, or why there is none. */
+  results: Map<string, { ok: true; proof: VerifiedObject } | { ok: false; error: unknown }>;
+}
+
+export interface WriteObjectInput {
+  input: Readable;
+  name: string;
+  /** Final key of the object on each target (same layout everywhere). */
+  key: string;
+  targets: readonly Target[];
+  compression: CompressionOptions | null;
+  signal: AbortSignal;
+  now: () => Date;
+  onRawBytes: (bytes: number) => void;
+  onStoredBytes: (bytes: number) => void;
+}
+
+/** Rejects only when the input stream (the source) fails or the run is aborted. */
+export async function writeObject(options: WriteObjectInput): Promise<ObjectWrite> {
+  const { input, name, key, targets, signal } = options;
+  const raw = new MeasureStream(options.onRawBytes);
+  const stored = new MeasureStream(options.onStoredBytes);
+  const stages = options.compression
+    ? [input, raw, createCompressor(options.compression, signal), stored]
+    : [input, raw, stored];
+  let pipelineError: unknown;
+  const piped = new Promise<void>((resolve) => {
+    // biome-ignore lint/suspicious/noExplicitAny: node's pipeline overloads do not accept a spread of streams
+    (pipeline as any)(...stages, (error: unknown) => {
+      pipelineError = error ?? undefined;
+      resolve();
+    });
+  });
+
+  const writeKeys = new Map(targets.map((t) => [t.name, t.capabilities.atomicRename ? tempKey(key) : key]));
+  const sinkResults = await fanOut(
+    stored,
+    targets.map((target) => ({
+      name: target.name,
+      consume: (stream: Readable) => target.put(writeKeys.get(target.name) as string, stream, { signal }),
+    })),
+  ).catch((error: unknown) => {
+    pipelineError ??= error;
+    return undefined;
+  });
+  await piped;
+  if (sinkResults !== undefined && [...sinkResults.values()].every((r) => !r.ok) && !signal.aborted) {
+    // Every target failed, so fan-out stopped reading: a target problem, not the source's.
+    await Promise.all(targets.map((t) => t.remove(writeKeys.get(t.name) as string).catch(() => {})));
+    const results: ObjectWrite['results'] = new Map();
+    for (const [name, result] of sinkResults) results.set(name, result.ok ? { ok: false, error: new Error('not written') } : result);
+    return { results };
+  }
+  if (pipelineError !== undefined || sinkResults === undefined) {
+    await Promise.all(targets.map((t) => t.remove(writeKeys.get(t.name) as string).catch(() => {})));
+    throw signal.aborted ? signal.reason : pipelineError;
+  }
+
+  const rawMeasured = raw.result();
+  const storedMeasured = stored.result();
+  const results: ObjectWrite['results'] = new Map();
+  await Promise.all(
+    targets.map(async (target) => {
+      const written = writeKeys.get(target.name) as string;
+      const sink = sinkResults.get(target.name);
+      if (!sink?.ok) {
+        results.set(target.name, { ok: false, error: sink?.error ?? new Error('not written') });
+        await target.remove(written).catch(() => {});
+        return;
+      }
+      try {
+        const actual = await target.verifyObject(written, { signal });
+        const proof = verifiedObject(
+          target.name,
+          name,
+          storedMeasured,
+          actual,
+          target.capabilities.verification,
+          options.now().toISOString(),
+        );
+        if (written !== key) {
+          if (!target.rename) throw new Error(`target ${target.name} declares atomicRename but has no rename`);
+          await target.rename(written, key);
+        }
+        results.set(target.name, { ok: true, proof });
+      } catch (error) {
+        results.set(target.name, { ok: false, error });
+        await target.remove(written).catch(() => {});
+      }
+    }),
+  );
+  return { raw: rawMeasured, stored: storedMeasured, results };
+}
+
+/** A one-line reason for a target's failure, for reports. */
+export function describeTargetError(error: unknown): string {
+  return messageOf(error);
+}

@@ -1,0 +1,72 @@
+// One read of a stream feeds several consumers at once (one per target). The slowest consumer sets
+// the pace (backpressure); a consumer that fails is dropped without stopping or corrupting the others.
+import { PassThrough, type Readable } from 'node:stream';
+
+export interface FanOutSink {
+  name: string;
+  /** Consumes the stream it is given completely; rejects if it fails. */
+  consume(stream: Readable): Promise<void>;
+}
+
+export type SinkResult = { ok: true } | { ok: false; error: unknown };
+
+interface Branch {
+  sink: FanOutSink;
+  stream: PassThrough;
+  settled: Promise<SinkResult>;
+  failed: boolean;
+}
+
+/**
+ * Feeds `source` to every sink. Resolves with each sink's result once the source has ended and every
+ * sink has settled. Rejects (after destroying every branch) if the source itself fails; stops reading
+ * early, destroying the source, when every sink has failed.
+ */
+export async function fanOut(source: Readable, sinks: FanOutSink[]): Promise<Map<string, SinkResult>> {
+  const branches: Branch[] = sinks.map((sink) => {
+    const stream = new PassThrough({ highWaterMark: 1 << 20 });
+    const branch: Branch = { sink, stream, failed: false, settled: Promise.resolve({ ok: true }) };
+    branch.settled = sink.consume(stream).then(
+      (): SinkResult => ({ ok: true }),
+      (error: unknown): SinkResult => {
+        branch.failed = true;
+        stream.destroy();
+        return { ok: false, error };
+      },
+    );
+    return branch;
+  });
+
+  const live = () => branches.filter((b) => !b.failed);
+  try {
+    for await (const chunk of source) {
+      const waiting: Promise<unknown>[] = [];
+      for (const branch of live()) {
+        if (!branch.stream.write(chunk)) {
+          waiting.push(new Promise((resolve) => branch.stream.once('drain', resolve)).then(() => undefined));
+          waiting.push(branch.settled);
+        }
+      }
+      if (live().length === 0) {
+        source.destroy();
+        break;
+      }
+      if (waiting.length > 0) await Promise.race([Promise.all(pairs(waiting)), ...branches.map((b) => b.settled)]);
+    }
+  } catch (error) {
+    for (const branch of branches) branch.stream.destroy(error instanceof Error ? error : new Error(String(error)));
+    await Promise.all(branches.map((b) => b.settled));
+    throw error;
+  }
+  for (const branch of live()) branch.stream.end();
+  const results = new Map<string, SinkResult>();
+  for (const branch of branches) results.set(branch.sink.name, await branch.settled);
+  return results;
+}
+
+/** Waits, per branch, for drain OR that branch settling (a failed branch never drains). */
+function pairs(waiting: Promise<unknown>[]): Promise<unknown>[] {
+  const out: Promise<unknown>[] = [];
+  for (let i = 0; i < waiting.length; i += 2) out.push(Promise.race([waiting[i], waiting[i + 1]]));
+  return out;
+}

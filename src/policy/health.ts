@@ -1,0 +1,44 @@
+// Health of a job, as a pure function over what the targets hold and what the state remembers.
+
+export interface TargetHealthInput {
+  target: string;
+  optional: boolean;
+  /** Unset when the target could be read. */
+  error?: string;
+  /** finishedAt of the newest valid, non-suspect committed set, with its id. */
+  newest?: { setId: string; finishedAt: string };
+}
+
+export interface TargetHealth {
+  target: string;
+  optional: boolean;
+  healthy: boolean;
+  newestSetId: string | null;
+  newestFinishedAt: string | null;
+  ageMs: number | null;
+  rpoMs: number | null;
+  problem: string | null;
+}
+
+export function judgeTargetHealth(input: TargetHealthInput, nowMs: number, rpoMs: number | undefined): TargetHealth {
+  const base = {
+    target: input.target,
+    optional: input.optional,
+    newestSetId: input.newest?.setId ?? null,
+    newestFinishedAt: input.newest?.finishedAt ?? null,
+    rpoMs: rpoMs ?? null,
+  };
+  if (input.error) return { ...base, healthy: false, ageMs: null, problem: `cannot read the target: ${input.error}` };
+  if (!input.newest)
+    return { ...base, healthy: false, ageMs: null, problem: 'no committed set: run `backproof backup`' };
+  const ageMs = Math.max(0, nowMs - Date.parse(input.newest.finishedAt));
+  if (rpoMs !== undefined && ageMs > rpoMs) {
+    return { ...base, healthy: false, ageMs, problem: 'the newest set is older than objectives.rpo' };
+  }
+  return { ...base, healthy: true, ageMs, problem: null };
+}
+
+/** A job is healthy when every required target is; an optional target's trouble is reported but not fatal. */
+export function jobHealthy(targets: readonly TargetHealth[]): boolean {
+  return targets.every((t) => t.healthy || t.optional);
+}

@@ -1,0 +1,99 @@
+// What the core tells the outside world. The core never prints: it emits events to a Reporter, and
+// the CLI picks a text, JSON or silent one.
+import type { Failure, RunStatus } from '../core/evidence.js';
+
+export type StepStatus = 'ok' | 'warning' | 'failed' | 'skipped';
+
+export type RunEvent =
+  | {
+      type: 'run-start';
+      job: string;
+      runId: number;
+      setId: string;
+      startedAt: string;
+      targets: string[];
+      dryRun: boolean;
+    }
+  | { type: 'step'; name: string; status: StepStatus; message: string; target?: string; component?: string }
+  | { type: 'component-start'; component: string; source: string }
+  | { type: 'progress'; component: string; rawBytes: number; storedBytes: number; elapsedMs: number }
+  | { type: 'component-done'; component: ComponentReport }
+  | { type: 'set-committed'; target: string; setId: string; manifestSha256: string };
+
+export interface Reporter {
+  event(event: RunEvent): void;
+}
+
+export const silentReporter: Reporter = { event() {} };
+
+export interface ComponentReport {
+  name: string;
+  source: string;
+  kind: string;
+  object: string;
+  index?: string;
+  bytes: number;
+  sha256: string;
+  rawBytes: number;
+  rawSha256: string;
+  files?: number;
+  tables?: Record<string, number>;
+  dumpTool?: string;
+  serverVersion?: string;
+  warnings: string[];
+  durationMs: number;
+}
+
+export interface TargetReport {
+  name: string;
+  type: string;
+  optional: boolean;
+  /** committed: the set is proven on this target; failed: it is not; skipped: optional and unreachable. */
+  result: 'committed' | 'failed' | 'skipped';
+  setId?: string;
+  manifestSha256?: string;
+  objects: { name: string; bytes: number; sha256: string; level: string }[];
+  error?: string;
+}
+
+export interface StepReport {
+  name: string;
+  status: StepStatus;
+  message: string;
+  target?: string;
+  component?: string;
+  startedAt: string;
+  finishedAt: string;
+  evidence?: Record<string, unknown>;
+}
+
+export interface BackupReport {
+  job: string;
+  runId: number | null;
+  setId: string;
+  status: RunStatus;
+  exitCode: number;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  /** Stored bytes of the set (one target's copy). */
+  bytes: number;
+  rawBytes: number;
+  components: ComponentReport[];
+  targets: TargetReport[];
+  steps: StepReport[];
+  warnings: string[];
+  failures: Failure[];
+}
+
+/** `backup --dry-run`: preflight and the plan; nothing written, so no status of a backup. */
+export interface PlanReport {
+  job: string;
+  ok: boolean;
+  exitCode: number;
+  sources: { name: string; type: string; estimatedRawBytes: number | null }[];
+  targets: { name: string; type: string; where: string; optional: boolean; ok: boolean; message: string }[];
+  estimateBytes: number;
+  steps: StepReport[];
+  failures: Failure[];
+}
