@@ -93,7 +93,7 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
     maxDurationMs: config.checks.maxDuration,
   });
 
-  const sources = input.sources ?? config.sources.map(createSource);
+  const sources = input.sources ?? config.sources.map((s) => createSource(s, config));
   const allTargets = input.targets ?? config.targets.map(createTarget);
   const scratchDir = join(config.stateDir, 'tmp', config.job);
   const failures: Failure[] = [];
@@ -257,6 +257,10 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
         failures.push({ step: 'source', component: component.name, message: `source ${source.name}: ${problem}` });
         return false;
       }
+      // A source may fail its stream after it ended (an exit code known late): that failure reaches us
+      // through `facts`; without a listener it would crash the process as an unhandled 'error' event.
+      component.data.on('error', () => {});
+      component.index?.on('error', () => {});
       reporter.event({ type: 'component-start', component: component.name, source: source.name });
       const targets = [...live.values()];
       let rawBytes = 0;
@@ -307,7 +311,8 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
         if (write.status !== 'fulfilled' || !write.value) continue;
         for (const target of targets) {
           const result = write.value.results.get(target.name);
-          if (result && !result.ok && live.has(target.name)) failTarget(target, 'write-object', result.error, component.name);
+          if (result && !result.ok && live.has(target.name))
+            failTarget(target, 'write-object', result.error, component.name);
         }
       }
       if (live.size === 0) {
@@ -707,7 +712,7 @@ export async function planBackup(input: BackupInput): Promise<PlanReport> {
   const { config } = input;
   const now = () => input.clock.now();
   const steps = new StepLog(input.reporter, now);
-  const sources = input.sources ?? config.sources.map(createSource);
+  const sources = input.sources ?? config.sources.map((s) => createSource(s, config));
   const targets = input.targets ?? config.targets.map(createTarget);
   const state = existsSync(join(config.stateDir, 'state.db')) ? openStateDb(config.stateDir) : undefined;
   const failures: Failure[] = [];

@@ -65,7 +65,8 @@ export async function writeObject(options: WriteObjectInput): Promise<ObjectWrit
     // Every target failed, so fan-out stopped reading: a target problem, not the source's.
     await Promise.all(targets.map((t) => t.remove(writeKeys.get(t.name) as string).catch(() => {})));
     const results: ObjectWrite['results'] = new Map();
-    for (const [name, result] of sinkResults) results.set(name, result.ok ? { ok: false, error: new Error('not written') } : result);
+    for (const [name, result] of sinkResults)
+      results.set(name, result.ok ? { ok: false, error: new Error('not written') } : result);
     return { results };
   }
   if (pipelineError !== undefined || sinkResults === undefined) {

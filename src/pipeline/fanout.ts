@@ -25,6 +25,9 @@ interface Branch {
 export async function fanOut(source: Readable, sinks: FanOutSink[]): Promise<Map<string, SinkResult>> {
   const branches: Branch[] = sinks.map((sink) => {
     const stream = new PassThrough({ highWaterMark: 1 << 20 });
+    // The consumer sees a branch's error through its own read; once it has settled, nobody listens,
+    // and an unobserved 'error' event would crash the process.
+    stream.on('error', () => {});
     const branch: Branch = { sink, stream, failed: false, settled: Promise.resolve({ ok: true }) };
     branch.settled = sink.consume(stream).then(
       (): SinkResult => ({ ok: true }),

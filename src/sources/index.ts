@@ -1,17 +1,27 @@
 // The registry of source kinds. Adding a kind: a driver file here, a schema entry in config/schema.ts.
-import type { SourceConfig } from '../config/schema.js';
+import type { JobConfig, SourceConfig } from '../config/schema.js';
 import { createCommandSource } from './command.js';
 import { createFilesSource } from './files.js';
 import { createSqliteSource } from './sqlite.js';
 import type { Source } from './types.js';
 
-export function createSource(config: SourceConfig): Source {
+export function createSource(config: SourceConfig, job: Pick<JobConfig, 'stateDir' | 'targets'>): Source {
   switch (config.type) {
     case 'files':
-      return createFilesSource(config);
+      // Never back up our own state (reading the lock file would drop the job lock: POSIX locks are
+      // per process) nor the sets on a local target (backups of backups, growing every night).
+      return createFilesSource({ ...config, exclude: [...config.exclude, ...protectedGlobs(job)] });
     case 'sqlite':
       return createSqliteSource(config);
     case 'command':
       return createCommandSource(config);
   }
+}
+
+function protectedGlobs(job: Pick<JobConfig, 'stateDir' | 'targets'>): string[] {
+  const paths = [job.stateDir, ...job.targets.flatMap((t) => (t.type === 'local' ? [t.path] : []))];
+  return paths.flatMap((path) => {
+    const literal = path.replace(/[\\*?[\]{}()!+@|]/g, '\\$&').replace(/\/+$/, '');
+    return [literal, `${literal}/**`];
+  });
 }

@@ -134,3 +134,34 @@ describe('backup round trip through plain tools', () => {
     assert.equal(newest.previous, oldest.setId);
   });
 });
+
+describe('backing up a tree that holds the state directory and the target', () => {
+  it('leaves both out, so the lock holds and no backup contains backups', async () => {
+    const sandbox = await makeSandbox();
+    try {
+      await writeFile(join(sandbox.dir, 'app.txt'), 'app\n');
+      await sandbox.writeConfig({ sources: [{ name: 'all', type: 'files', paths: [sandbox.dir] }] });
+      for (let run = 0; run < 2; run++) {
+        const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+        assert.equal(result.code, 0, result.stderr + result.stdout);
+      }
+      const indexes = execFileSync('find', [sandbox.targetDir, '-name', 'all.index.jsonl.zst'], { encoding: 'utf8' })
+        .trim()
+        .split('\n');
+      assert.equal(indexes.length, 2);
+      for (const index of indexes) {
+        const paths = execFileSync('zstd', ['-q', '-d', '-c', index], { encoding: 'utf8' })
+          .trim()
+          .split('\n')
+          .map((line) => (JSON.parse(line) as { path: string }).path);
+        assert.ok(paths.some((p) => p.endsWith('app.txt')));
+        const leaked = paths.filter(
+          (p) => p.includes(`${sandbox.stateDir.slice(1)}`) || p.includes(`${sandbox.targetDir.slice(1)}`),
+        );
+        assert.deepEqual(leaked, []);
+      }
+    } finally {
+      await sandbox.cleanup();
+    }
+  });
+});

@@ -1,0 +1,68 @@
+// Sizes beyond 2^32 stay exact integers everywhere: manifest, report, index, human output.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { jsonOf, makeSandbox, runCli } from '../helpers/cli.js';
+
+// A sparse file: cheap on disk, 4 GiB and a bit through the pipeline.
+const BIG = 2 ** 32 + 12_345;
+/** A number written with an exponent (2.9094e+08), as JSON or prose; hex digests do not match. */
+const EXPONENT = /(^|[^0-9a-f])\d+(\.\d+)?[eE][+-]?\d+\b/;
+
+describe('sizes beyond 2^32', () => {
+  it('are recorded exactly and never printed with an exponent', async () => {
+    const sandbox = await makeSandbox();
+    try {
+      const source = join(sandbox.dir, 'data');
+      await mkdir(source);
+      await writeFile(join(source, 'empty'), '');
+      await writeFile(join(source, 'big.img'), '');
+      await truncate(join(source, 'big.img'), BIG);
+      await sandbox.writeConfig({ sources: [{ name: 'data', type: 'files', paths: [source] }] });
+      const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.doesNotMatch(
+        result.stdout.replace(/"[0-9a-f]{64}"/g, '""'),
+        EXPONENT,
+        'no number in the JSON report has an exponent',
+      );
+      const report = jsonOf<{ rawBytes: number; components: { rawBytes: number }[] }>(result);
+      // pax tar: headers and padding around the file; the raw stream is larger than the file itself.
+      assert.ok(Number.isSafeInteger(report.rawBytes) && report.rawBytes > BIG);
+      const setDir = execFileSync('find', [sandbox.targetDir, '-name', 'manifest.json', '-printf', '%h'], {
+        encoding: 'utf8',
+      });
+      const manifestText = await readFile(join(setDir, 'manifest.json'), 'utf8');
+      assert.doesNotMatch(manifestText.replace(/"[0-9a-f]{64}"/g, '""'), EXPONENT);
+      const manifest = JSON.parse(manifestText);
+      assert.equal(manifest.components[0].rawBytes, report.rawBytes);
+      const measured = Number(
+        execFileSync('sh', ['-c', 'zstd -q -d -c "$1" | wc -c', 'sh', join(setDir, 'data.tar.zst')], {
+          encoding: 'utf8',
+        }).trim(),
+      );
+      assert.equal(measured, report.rawBytes, 'rawBytes is the exact length of the tar stream');
+      const index = execFileSync('zstd', ['-q', '-d', '-c', join(setDir, 'data.index.jsonl.zst')], {
+        encoding: 'utf8',
+      });
+      const big = index
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { path: string; size?: number })
+        .find((e) => e.path.endsWith('big.img'));
+      assert.equal(big?.size, BIG);
+      assert.match(index, new RegExp(`"size":${BIG}\\b`), 'written as a plain integer');
+
+      const human = await runCli(['--config', sandbox.configPath, 'list']);
+      assert.equal(human.code, 0);
+      assert.doesNotMatch(human.stdout + human.stderr, EXPONENT);
+      const backup = await runCli(['--config', sandbox.configPath, 'backup']);
+      assert.match(backup.stdout, /4\.3 GB raw/);
+      assert.doesNotMatch((backup.stdout + backup.stderr).replace(/[0-9a-f]{64}/g, ''), EXPONENT);
+    } finally {
+      await sandbox.cleanup();
+    }
+  });
+});
