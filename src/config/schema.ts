@@ -144,7 +144,11 @@ const filesSourceSchema = z
 const sqliteSourceSchema = z
   .strictObject({
     name: componentName('source'),
-    type: z.literal('sqlite').describe('sqlite: a consistent online copy of a SQLite database (VACUUM INTO in one read transaction), checked with quick_check'),
+    type: z
+      .literal('sqlite')
+      .describe(
+        'sqlite: a consistent online copy of a SQLite database (VACUUM INTO in one read transaction), checked with quick_check',
+      ),
     path: localPath('The SQLite database file (absolute, or relative to this config file)'),
   })
   .describe('A SQLite database');
