@@ -61,6 +61,10 @@ export async function writeObject(options: WriteObjectInput): Promise<ObjectWrit
     return undefined;
   });
   await piped;
+  if (signal.aborted) {
+    await Promise.all(targets.map((t) => t.remove(writeKeys.get(t.name) as string).catch(() => {})));
+    throw signal.reason;
+  }
   if (sinkResults !== undefined && [...sinkResults.values()].every((r) => !r.ok) && !signal.aborted) {
     // Every target failed, so fan-out stopped reading: a target problem, not the source's.
     await Promise.all(targets.map((t) => t.remove(writeKeys.get(t.name) as string).catch(() => {})));

@@ -45,16 +45,18 @@ export async function fanOut(source: Readable, sinks: FanOutSink[]): Promise<Map
     for await (const chunk of source) {
       const waiting: Promise<unknown>[] = [];
       for (const branch of live()) {
-        if (!branch.stream.write(chunk)) {
-          waiting.push(new Promise((resolve) => branch.stream.once('drain', resolve)).then(() => undefined));
-          waiting.push(branch.settled);
-        }
+        if (!branch.stream.write(chunk)) waiting.push(drainedOrSettled(branch));
       }
       if (live().length === 0) {
         source.destroy();
         break;
       }
-      if (waiting.length > 0) await Promise.race([Promise.all(pairs(waiting)), ...branches.map((b) => b.settled)]);
+      // Every live branch must drain (or fail): the slowest one sets the pace.
+      if (waiting.length > 0) await Promise.all(waiting);
+      if (live().length === 0) {
+        source.destroy();
+        break;
+      }
     }
   } catch (error) {
     for (const branch of branches) branch.stream.destroy(error instanceof Error ? error : new Error(String(error)));
@@ -67,9 +69,14 @@ export async function fanOut(source: Readable, sinks: FanOutSink[]): Promise<Map
   return results;
 }
 
-/** Waits, per branch, for drain OR that branch settling (a failed branch never drains). */
-function pairs(waiting: Promise<unknown>[]): Promise<unknown>[] {
-  const out: Promise<unknown>[] = [];
-  for (let i = 0; i < waiting.length; i += 2) out.push(Promise.race([waiting[i], waiting[i + 1]]));
-  return out;
+/** Resolves when the branch drains or settles (a failed branch never drains), leaving no listener behind. */
+function drainedOrSettled(branch: Branch): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      branch.stream.off('drain', done);
+      resolve();
+    };
+    branch.stream.on('drain', done);
+    void branch.settled.then(done);
+  });
 }

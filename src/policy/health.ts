@@ -31,7 +31,16 @@ export function judgeTargetHealth(input: TargetHealthInput, nowMs: number, rpoMs
   if (input.error) return { ...base, healthy: false, ageMs: null, problem: `cannot read the target: ${input.error}` };
   if (!input.newest)
     return { ...base, healthy: false, ageMs: null, problem: 'no committed set: run `backproof backup`' };
-  const ageMs = Math.max(0, nowMs - Date.parse(input.newest.finishedAt));
+  const finishedMs = Date.parse(input.newest.finishedAt);
+  if (Number.isNaN(finishedMs)) {
+    return {
+      ...base,
+      healthy: false,
+      ageMs: null,
+      problem: `the newest set's finish time is not a date: ${JSON.stringify(input.newest.finishedAt)}`,
+    };
+  }
+  const ageMs = Math.max(0, nowMs - finishedMs);
   if (rpoMs !== undefined && ageMs > rpoMs) {
     return { ...base, healthy: false, ageMs, problem: 'the newest set is older than objectives.rpo' };
   }

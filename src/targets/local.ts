@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { link, mkdir, open, opendir, rename, rmdir, stat, statfs, unlink } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TargetError } from '../lib/errors.js';
 import { measureReadable } from '../pipeline/measure.js';
@@ -21,7 +21,7 @@ export interface LocalTargetOptions {
 const PERMANENT_CODES = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'ENOTDIR', 'EISDIR', 'EEXIST']);
 
 export function createLocalTarget(options: LocalTargetOptions): Target {
-  const root = options.path;
+  const root = resolve(options.path);
   const name = options.name;
 
   const pathOf = (key: string): string => {
@@ -140,6 +140,8 @@ export function createLocalTarget(options: LocalTargetOptions): Target {
     },
 
     async list(prefix) {
+      // An unmounted backup disk is an error, not an empty target.
+      await assertRoot(root, name);
       const keys: string[] = [];
       const start = pathOf(prefix.replace(/\/+$/, '') || '.');
       const walk = async (dir: string): Promise<void> => {
