@@ -8,6 +8,7 @@ import { statusCommand } from './commands/status.js';
 import type { Command, CommandIO } from './commands/types.js';
 import { ConfigError, InterruptedError, LockedError, messageOf, UsageError } from './lib/errors.js';
 import { ExitCode, exitCodeForError } from './lib/exit-codes.js';
+import { redact } from './lib/redact.js';
 import { VERSION } from './version.js';
 
 const COMMANDS: readonly Command[] = [backupCommand, listCommand, statusCommand, configCommand];
@@ -112,16 +113,18 @@ function report(error: unknown, exitCode: number, json: boolean, io: CommandIO):
     };
     if (error instanceof ConfigError) (document.error as Record<string, unknown>).problems = error.problems;
     if (error instanceof LockedError) (document.error as Record<string, unknown>).holder = error.holder ?? null;
-    io.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+    io.stdout.write(redact(`${JSON.stringify(document, null, 2)}\n`));
   }
   if (error instanceof UsageError) {
     io.stderr.write(`backproof: ${error.message}\n\n${usage()}\n`);
   } else if (known) {
-    io.stderr.write(`backproof: ${messageOf(error)}\n`);
+    io.stderr.write(redact(`backproof: ${messageOf(error)}\n`));
   } else {
     // Unexpected: the full report, so the person paged can file it.
     io.stderr.write(
-      `backproof: unexpected error, please report it: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      redact(
+        `backproof: unexpected error, please report it: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      ),
     );
   }
 }

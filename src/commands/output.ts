@@ -1,12 +1,14 @@
 // Helpers every command uses to speak: one JSON document on stdout with --json, text otherwise.
+import { redact } from '../lib/redact.js';
 import type { CommandIO } from './types.js';
 
+/** Everything a command prints goes through here (or the reporter), so secrets are masked in one place. */
 export function writeJson(io: CommandIO, document: unknown): void {
-  io.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+  io.stdout.write(redact(`${JSON.stringify(document, null, 2)}\n`));
 }
 
 export function writeLines(stream: NodeJS.WritableStream, lines: readonly string[]): void {
-  if (lines.length > 0) stream.write(`${lines.join('\n')}\n`);
+  if (lines.length > 0) stream.write(redact(`${lines.join('\n')}\n`));
 }
 
 /** Local time for humans (data stays UTC ISO). */

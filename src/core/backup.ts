@@ -8,6 +8,7 @@ import type { JobConfig } from '../config/schema.js';
 import { InterruptedError, messageOf, SourceError } from '../lib/errors.js';
 import { ExitCode, exitCodeForStatus } from '../lib/exit-codes.js';
 import { acquireJobLock, type JobLock } from '../lib/lock.js';
+import { redact } from '../lib/redact.js';
 import { compressedSuffix, compressionToolVersion } from '../pipeline/compress.js';
 import type { BackupReport, ComponentReport, PlanReport, TargetReport } from '../report/types.js';
 import { isObjectName, newSetId, objectKey } from '../set/layout.js';
@@ -547,12 +548,14 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
     warnings: [...outcome.warnings],
     failures: [...outcome.failures],
   };
+  // The state database is output too: no registered secret may reach it.
+  const storedReport = JSON.parse(redact(JSON.stringify(report))) as BackupReport;
   state.finishRun(runId, {
     status: outcome.status,
     exitCode,
     finishedAt: report.finishedAt,
     bytes: report.bytes,
-    report,
+    report: storedReport,
   });
   void lock;
   return report;

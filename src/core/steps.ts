@@ -1,5 +1,6 @@
 // Records a run's steps in one place: the report, the state database and the reporter see the same.
 
+import { redact } from '../lib/redact.js';
 import type { Reporter, StepReport, StepStatus } from '../report/types.js';
 import type { StateDb } from '../state/store.js';
 
@@ -23,20 +24,25 @@ export class StepLog {
     startedAt: Date = this.now(),
   ): void {
     const finishedAt = this.now().toISOString();
-    const entry: StepReport = { ...step, startedAt: startedAt.toISOString(), finishedAt };
+    const entry: StepReport = {
+      ...step,
+      message: redact(step.message),
+      startedAt: startedAt.toISOString(),
+      finishedAt,
+    };
     this.steps.push(entry);
     this.reporter.event({
       type: 'step',
       name: step.name,
       status: step.status,
-      message: step.message,
+      message: entry.message,
       target: step.target,
       component: step.component,
     });
     this.state?.db.recordStep(this.state.runId, {
       name: step.name,
       status: step.status,
-      message: step.message,
+      message: entry.message,
       target: step.target,
       component: step.component,
       startedAt: entry.startedAt,

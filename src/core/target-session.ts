@@ -62,7 +62,7 @@ export async function writeSmallObject(
       name,
       { bytes: bytes.length, sha256: sha256Of(bytes) },
       actual,
-      target.capabilities.verification,
+      actual.level ?? target.capabilities.verification,
       now().toISOString(),
     );
     if (written !== key) await target.rename?.(written, key);
@@ -146,6 +146,7 @@ export async function removeIncompleteSets(target: Target, job: string, keepSetI
       result.removedTemporaries += set.temporaries.length;
     }
   }
+  if (target.abortUnfinishedUploads) result.removedTemporaries += await target.abortUnfinishedUploads(`${job}/`);
   // Loose temporaries (owner file writes, probes) directly under the job.
   for (const key of keys) {
     const rest = key.slice(job.length + 1);

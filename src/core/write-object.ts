@@ -97,7 +97,7 @@ export async function writeObject(options: WriteObjectInput): Promise<ObjectWrit
           name,
           storedMeasured,
           actual,
-          target.capabilities.verification,
+          actual.level ?? target.capabilities.verification,
           options.now().toISOString(),
         );
         if (written !== key) {

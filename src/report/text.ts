@@ -1,4 +1,5 @@
 // Human output of a backup run: a live progress line on a TTY, plain lines otherwise (journald).
+import { redact } from '../lib/redact.js';
 import { formatBytes, formatCount, formatDuration } from '../lib/units.js';
 import type { BackupReport, PlanReport, Reporter, RunEvent } from './types.js';
 
@@ -22,7 +23,7 @@ export function createTextReporter(
   };
   const line = (text: string) => {
     clearProgress();
-    stream.write(`${text}\n`);
+    stream.write(redact(`${text}\n`));
   };
   return {
     event(event: RunEvent) {
@@ -46,7 +47,7 @@ export function createTextReporter(
           if (tty) {
             if (at - lastTtyDraw < 100) return;
             lastTtyDraw = at;
-            stream.write(`\r\x1b[2K${text}`);
+            stream.write(redact(`\r\x1b[2K${text}`));
             progressShown = true;
           } else if (at - lastPlainProgress >= PLAIN_PROGRESS_EVERY_MS) {
             lastPlainProgress = at;

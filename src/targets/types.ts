@@ -41,8 +41,11 @@ export interface Target {
   readonly capabilities: TargetCapabilities;
   /** Where it is, for humans: `local /var/backups/backproof`. Never contains a secret. */
   describe(): string;
-  /** Writes the whole stream to `key`, creating parents. Durable when it resolves (local: file and directory fsynced). */
-  put(key: string, body: Readable, options: { signal: AbortSignal }): Promise<void>;
+  /**
+   * Writes the whole stream to `key`, creating parents. Durable when it resolves (local: file and
+   * directory fsynced). `sizeHint` (bytes, may be wrong) lets a target choose e.g. its multipart part size.
+   */
+  put(key: string, body: Readable, options: { signal: AbortSignal; sizeHint?: number }): Promise<void>;
   /** Reads an object. Rejects with a not-found error (see `isNotFound`) when it does not exist. */
   get(key: string, options: { signal: AbortSignal }): Promise<Readable>;
   stat(key: string): Promise<ObjectStat>;
@@ -53,10 +56,16 @@ export interface Target {
   /** Atomic rename, replacing nothing: fails if `to` exists. Only when `capabilities.atomicRename`. */
   rename?(from: string, to: string): Promise<void>;
   /**
-   * Proves the stored bytes: returns their size and SHA-256 as the target sees them, by the
-   * strongest means it has (`capabilities.verification`).
+   * Proves the stored bytes: returns their size and SHA-256 as the target sees them, by the strongest
+   * means it has, and the level reached (default `capabilities.verification`; a target whose means
+   * depend on the server, e.g. SFTP with or without a remote shell, says which it used).
    */
-  verifyObject(key: string, options: { signal: AbortSignal }): Promise<{ bytes: number; sha256: string }>;
+  verifyObject(
+    key: string,
+    options: { signal: AbortSignal },
+  ): Promise<{ bytes: number; sha256: string; level?: VerificationLevel }>;
+  /** Aborts unfinished multipart uploads under `prefix` (S3); returns how many. Only under the job lock. */
+  abortUnfinishedUploads?(prefix: string): Promise<number>;
   /** Free space where objects are written (local filesystems). */
   free?(): Promise<FreeSpace>;
   /** Writes and removes a small probe, to prove the target is writable (preflight). */
