@@ -5,7 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatBytes, formatDuration } from '../src/lib/units.js';
@@ -15,13 +15,37 @@ const cli = join(root, 'dist', 'cli.js');
 
 interface Measurement {
   wallMs: number;
+  /** User + system CPU of the whole process tree: steadier than wall time on a shared machine. */
+  cpuMs: number;
   peakRssBytes: number;
 }
 
-/** Runs a command, sampling VmHWM (peak RSS) of the process tree's main process until it exits. */
+/**
+ * Runs a command under bash, sampling VmHWM (peak RSS) of its main process until it exits; bash's
+ * `times` reports the CPU of everything it waited for.
+ */
 async function measure(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measurement> {
   const started = process.hrtime.bigint();
-  const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
+  const wrapper = spawn(
+    'bash',
+    ['-c', '"$@" & pid=$!; echo "$pid" >&3; wait "$pid"; code=$?; times >&4; exit "$code"', 'bash', file, ...args],
+    {
+      stdio: ['ignore', 'ignore', 'inherit', 'pipe', 'pipe'],
+      env,
+    },
+  );
+  const pidText = await new Promise<string>((resolve) => {
+    let text = '';
+    wrapper.stdio[3]?.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('\n')) resolve(text.trim());
+    });
+  });
+  let timesText = '';
+  wrapper.stdio[4]?.on('data', (d: Buffer) => {
+    timesText += d.toString();
+  });
+  const child = { pid: Number(pidText), on: wrapper.on.bind(wrapper) };
   let peak = 0;
   const sample = () => {
     try {
@@ -37,7 +61,13 @@ async function measure(file: string, args: string[], env: NodeJS.ProcessEnv = pr
   clearInterval(timer);
   const wallMs = Number((process.hrtime.bigint() - started) / 1_000_000n);
   if (code !== 0 && code !== 3) throw new Error(`${file} ${args.join(' ')} exited ${code}`);
-  return { wallMs, peakRssBytes: peak };
+  // `times`: second line = children's user and system time, like "0m6.231s 0m1.234s".
+  const childLine = timesText.trim().split('\n')[1] ?? '';
+  const cpuMs = [...childLine.matchAll(/(\d+)m(\d+)\.(\d+)s/g)].reduce(
+    (sum, m) => sum + Number(m[1]) * 60_000 + Number(m[2]) * 1000 + Number((m[3] ?? '0').padEnd(3, '0').slice(0, 3)),
+    0,
+  );
+  return { wallMs, cpuMs, peakRssBytes: peak };
 }
 
 function treeBytes(dir: string): number {
@@ -76,6 +106,10 @@ async function generate(dir: string, mib: number): Promise<void> {
     size += line.length;
   }
   await writeFile(join(dir, 'dump.sql'), dumpLines.join(''));
+}
+
+function ratio(basisPoints: number): string {
+  return `${Math.floor(basisPoints / 10000)}.${String(Math.floor((basisPoints % 10000) / 100)).padStart(2, '0')}x`;
 }
 
 async function main(): Promise<void> {
@@ -130,9 +164,13 @@ async function main(): Promise<void> {
     const lines = [
       `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${formatBytes(totalmem())} RAM, node ${process.version}`,
       `data: ${dataDir} (${formatBytes(bytes)}), best of ${rounds} rounds each, same disk (${work})`,
-      `tar | zstd -T0 -3 | tee | sha256sum : ${formatDuration(p.wallMs).padStart(8)}  ${formatBytes(rate(p)).padStart(9)}/s`,
-      `backproof backup                      : ${formatDuration(o.wallMs).padStart(8)}  ${formatBytes(rate(o)).padStart(9)}/s  peak RSS ${formatBytes(o.peakRssBytes)}`,
-      `throughput ratio backproof/peer       : ${Math.floor(ratioBp / 100)}.${String(ratioBp % 100).padStart(2, '0')}x  (goal >= 0.80x, peak RSS < 200 MB)`,
+      `tar | zstd -T0 -3 | tee | sha256sum : ${formatDuration(p.wallMs).padStart(8)}  ${formatBytes(rate(p)).padStart(9)}/s  CPU ${formatDuration(p.cpuMs)}`,
+      `backproof backup                      : ${formatDuration(o.wallMs).padStart(8)}  ${formatBytes(rate(o)).padStart(9)}/s  CPU ${formatDuration(o.cpuMs)}  peak RSS ${formatBytes(o.peakRssBytes)} (node)`,
+      `throughput ratio backproof/peer       : ${ratio(ratioBp)}  (goal >= 0.80x, peak RSS < 200 MB)`,
+      `CPU ratio peer/backproof              : ${ratio(Math.floor((p.cpuMs * 10000) / Math.max(1, o.cpuMs)))}  (1.00x = same CPU for the same work)`,
+      `load average at the end: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

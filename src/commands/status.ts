@@ -34,6 +34,8 @@ export const statusCommand: Command = {
       );
     });
     const lock = inspectJobLock(config.stateDir, config.job);
+    // How strongly each target proved its newest set, from this host's history (absent on a new host).
+    const verification = new Map<string, string | null>();
     let lastRun: {
       id: number;
       status: string | null;
@@ -45,6 +47,11 @@ export const statusCommand: Command = {
     if (existsSync(join(config.stateDir, 'state.db'))) {
       const state = openStateDb(config.stateDir);
       try {
+        for (const t of targets) {
+          if (t.newestSetId) {
+            verification.set(t.target, weakestLevel(state.objectVerifications(config.job, t.target, t.newestSetId)));
+          }
+        }
         const runs = state.listRuns(config.job, 50);
         const first = runs[0];
         if (first)
@@ -68,7 +75,7 @@ export const statusCommand: Command = {
       writeJson(io, {
         job: config.job,
         healthy,
-        targets,
+        targets: targets.map((t) => ({ ...t, verification: verification.get(t.target) ?? null })),
         lastRun,
         running: lock.held ? (lock.holder ?? null) : null,
         unfinishedRuns: unfinished,
@@ -82,7 +89,8 @@ export const statusCommand: Command = {
       lines.push(
         `  ${t.healthy ? '✓' : t.optional ? '!' : '✗'} ${t.target}${t.optional ? ' (optional)' : ''}: ` +
           (t.newestSetId
-            ? `newest verified set ${t.newestSetId}, ${displayTime(t.newestFinishedAt ?? '')}, ${age}${rpo}`
+            ? `newest verified set ${t.newestSetId}, ${displayTime(t.newestFinishedAt ?? '')}, ${age}${rpo}` +
+              proofWords(verification.get(t.target))
             : '') +
           (t.problem ? `${t.newestSetId ? '; ' : ''}${t.problem}` : ''),
       );
@@ -105,3 +113,24 @@ export const statusCommand: Command = {
     return exitCode;
   },
 };
+
+const STRENGTH = ['etag', 'remote-hash', 'reread'];
+const LEVEL_WORDS: Record<string, string> = {
+  reread: 're-reading every byte',
+  'remote-hash': 'SHA-256 computed on the server',
+  etag: 'size and ETag from the server',
+};
+
+/** The weakest level any object of the set reached: the set is only as proven as that. */
+function weakestLevel(rows: readonly { level: string }[]): string | null {
+  let weakest: string | null = null;
+  for (const row of rows) {
+    if (weakest === null || STRENGTH.indexOf(row.level) < STRENGTH.indexOf(weakest)) weakest = row.level;
+  }
+  return weakest;
+}
+
+function proofWords(level: string | null | undefined): string {
+  if (!level) return '';
+  return `, proven by ${LEVEL_WORDS[level] ?? level}`;
+}

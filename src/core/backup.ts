@@ -9,7 +9,9 @@ import { InterruptedError, messageOf, SourceError } from '../lib/errors.js';
 import { ExitCode, exitCodeForStatus } from '../lib/exit-codes.js';
 import { acquireJobLock, type JobLock } from '../lib/lock.js';
 import { redact } from '../lib/redact.js';
+import { formatBytes, formatDuration } from '../lib/units.js';
 import { compressedSuffix, compressionToolVersion } from '../pipeline/compress.js';
+import type { Measured } from '../pipeline/measure.js';
 import type { BackupReport, ComponentReport, PlanReport, TargetReport } from '../report/types.js';
 import { isObjectName, newSetId, objectKey } from '../set/layout.js';
 import { MANIFEST_FORMAT, type Manifest } from '../set/manifest.js';
@@ -20,6 +22,7 @@ import { createTarget } from '../targets/index.js';
 import type { Target } from '../targets/types.js';
 import { VERSION } from '../version.js';
 import type { CoreContext } from './context.js';
+import { copyVerifiedObject } from './copy-object.js';
 import { type CommittedSet, decideOutcome, type Failure, type VerifiedObject } from './evidence.js';
 import { estimateRunBytes, freeSpaceAt, judgeFreeSpace } from './preflight.js';
 import { StepLog } from './steps.js';
@@ -112,6 +115,23 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
   const chainHeads = new Map<string, ChainHead | null>();
   const committed: CommittedSet[] = [];
   let wroteToTargets = false;
+
+  /** Objects of this set as produced: what every target must end up holding. */
+  const produced: { name: string; key: string; component: string; stored: Measured }[] = [];
+  const addProof = (target: Target, proof: VerifiedObject) => {
+    const list = proofs.get(target.name) ?? [];
+    list.push(proof);
+    proofs.set(target.name, list);
+    state.recordObjectVerification(runId, {
+      target: target.name,
+      setId,
+      object: proof.name,
+      bytes: proof.bytes,
+      sha256: proof.sha256,
+      level: proof.level,
+      verifiedAt: proof.verifiedAt,
+    });
+  };
 
   const failTarget = (target: Target, step: string, error: unknown, component?: string) => {
     const failure: Failure = { step, target: target.name, component, message: messageOf(error) };
@@ -217,6 +237,14 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
 
     // ── sources → objects on every live target ───────────────────────────────
     const suffix = compressedSuffix(config.compression.algorithm);
+    // Staged: sources go to the local target(s) at disk speed; the others are fed afterwards from
+    // that verified copy. Direct: one read feeds every target at once.
+    const locals = [...live.values()].filter((t) => t.type === 'local');
+    const staged = (config.fanOut ?? (locals.length > 0 ? 'staged' : 'direct')) === 'staged' && locals.length > 0;
+    const stageNames = new Set(staged ? locals.map((t) => t.name) : [...live.keys()]);
+    if (config.fanOut === 'staged' && locals.length === 0) {
+      warnings.push('fanOut is staged, but no local target is available this run: all targets were fed directly');
+    }
     const componentNames = new Set<string>();
     outer: for (const source of sources) {
       const iterator = source.components(sourceContext)[Symbol.asyncIterator]();
@@ -263,7 +291,7 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
       component.data.on('error', () => {});
       component.index?.on('error', () => {});
       reporter.event({ type: 'component-start', component: component.name, source: source.name });
-      const targets = [...live.values()];
+      const targets = [...live.values()].filter((t) => stageNames.has(t.name));
       let rawBytes = 0;
       let storedBytes = 0;
       const progress = () =>
@@ -356,26 +384,25 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
       }
       const written = [dataWrite.value, ...(indexWrite.value ? [indexWrite.value] : [])];
       const names = [objectName, ...(indexName ? [indexName] : [])];
+      for (const [i, write] of written.entries()) {
+        const name = names[i] as string;
+        if (write.stored)
+          produced.push({
+            name,
+            key: objectKey(config.job, setId, name),
+            component: component.name,
+            stored: write.stored,
+          });
+      }
       for (const target of targets) {
-        for (const [i, write] of written.entries()) {
+        for (const write of written) {
           const result = write.results.get(target.name);
           if (!result?.ok) {
             if (live.has(target.name))
               failTarget(target, 'write-object', result?.error ?? 'not written', component.name);
             continue;
           }
-          const list = proofs.get(target.name) ?? [];
-          list.push(result.proof);
-          proofs.set(target.name, list);
-          state.recordObjectVerification(runId, {
-            target: target.name,
-            setId,
-            object: names[i] as string,
-            bytes: result.proof.bytes,
-            sha256: result.proof.sha256,
-            level: result.proof.level,
-            verifiedAt: result.proof.verifiedAt,
-          });
+          addProof(target, result.proof);
         }
       }
       const { raw, stored } = dataWrite.value;
@@ -421,6 +448,65 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
 
     // ── commit: the manifest last, per target, only when every component is complete ─────
     if (failures.some((f) => f.step === 'source')) throw new ComponentsFailed();
+    if (staged) await feedFromStage();
+
+    async function feedFromStage(): Promise<void> {
+      const remotes = [...live.values()].filter((t) => !stageNames.has(t.name));
+      if (remotes.length === 0) return;
+      watchdog.streaming(true);
+      await Promise.all(
+        remotes.map(async (target) => {
+          const began = now();
+          let bytes = 0;
+          for (const object of produced) {
+            const stage = [...live.values()].find((t) => stageNames.has(t.name));
+            if (!stage) {
+              failTarget(
+                target,
+                'upload',
+                new Error('no verified local copy is left to upload from (the local target failed)'),
+              );
+              return;
+            }
+            try {
+              const proof = await copyVerifiedObject({
+                from: stage,
+                to: target,
+                key: object.key,
+                name: object.name,
+                expected: object.stored,
+                signal,
+                now,
+                onBytes: () => watchdog.touch(),
+                onRetry: (error, attempt, delayMs) =>
+                  steps.record({
+                    name: 'upload-retry',
+                    status: 'warning',
+                    target: target.name,
+                    message: `${object.name}: try ${attempt} failed (${messageOf(error)}); retrying in ${formatDuration(delayMs)}`,
+                  }),
+              });
+              bytes += proof.bytes;
+              addProof(target, proof);
+            } catch (error) {
+              if (signal.aborted) throw signal.reason;
+              failTarget(target, 'upload', error, object.component);
+              return;
+            }
+          }
+          steps.record(
+            {
+              name: 'upload',
+              status: 'ok',
+              target: target.name,
+              message: `${produced.length} object(s), ${formatBytes(bytes)}, copied from the verified local copy and verified`,
+            },
+            began,
+          );
+        }),
+      );
+      watchdog.streaming(false);
+    }
     const finishedAt = now().toISOString();
     for (const target of [...live.values()]) {
       const began = now();

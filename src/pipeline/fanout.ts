@@ -41,32 +41,58 @@ export async function fanOut(source: Readable, sinks: FanOutSink[]): Promise<Map
   });
 
   const live = () => branches.filter((b) => !b.failed);
-  try {
-    for await (const chunk of source) {
-      const waiting: Promise<unknown>[] = [];
+  const results = async (): Promise<Map<string, SinkResult>> => {
+    const map = new Map<string, SinkResult>();
+    for (const branch of branches) map.set(branch.sink.name, await branch.settled);
+    return map;
+  };
+
+  // 'data' events rather than async iteration: iteration concatenates buffered chunks (a copy of every
+  // byte, and garbage to collect); events hand each chunk on as it is.
+  const outcome = await new Promise<'ended' | 'stopped' | { error: unknown }>((resolve) => {
+    let done = false;
+    const finish = (value: 'ended' | 'stopped' | { error: unknown }) => {
+      if (done) return;
+      done = true;
+      source.off('data', onData);
+      resolve(value);
+    };
+    const stopIfAllFailed = (): boolean => {
+      if (live().length > 0) return false;
+      finish('stopped');
+      source.destroy();
+      return true;
+    };
+    function onData(chunk: Buffer): void {
+      const waiting: Promise<void>[] = [];
       for (const branch of live()) {
         if (!branch.stream.write(chunk)) waiting.push(drainedOrSettled(branch));
       }
-      if (live().length === 0) {
-        source.destroy();
-        break;
-      }
+      if (stopIfAllFailed() || waiting.length === 0) return;
       // Every live branch must drain (or fail): the slowest one sets the pace.
-      if (waiting.length > 0) await Promise.all(waiting);
-      if (live().length === 0) {
-        source.destroy();
-        break;
-      }
+      source.pause();
+      void Promise.all(waiting).then(() => {
+        if (!done && !stopIfAllFailed()) source.resume();
+      });
     }
-  } catch (error) {
-    for (const branch of branches) branch.stream.destroy(error instanceof Error ? error : new Error(String(error)));
-    await Promise.all(branches.map((b) => b.settled));
-    throw error;
+    source.on('data', onData);
+    source.once('end', () => finish('ended'));
+    source.once('error', (error) => finish({ error }));
+    source.once('close', () => {
+      // Closed without 'end' or 'error': destroyed by someone else; treat as a failure of the source.
+      if (!done) finish({ error: new Error('the stream closed before its end') });
+    });
+  });
+
+  if (outcome === 'ended') {
+    for (const branch of live()) branch.stream.end();
+    return results();
   }
-  for (const branch of live()) branch.stream.end();
-  const results = new Map<string, SinkResult>();
-  for (const branch of branches) results.set(branch.sink.name, await branch.settled);
-  return results;
+  if (outcome === 'stopped') return results();
+  const error = outcome.error instanceof Error ? outcome.error : new Error(String(outcome.error));
+  for (const branch of branches) branch.stream.destroy(error);
+  await Promise.all(branches.map((b) => b.settled));
+  throw outcome.error;
 }
 
 /** Resolves when the branch drains or settles (a failed branch never drains), leaving no listener behind. */

@@ -1,10 +1,11 @@
 // Target `local`: a directory on a local (or locally mounted) filesystem. Writes are durable when
 // `put` resolves: the file and its directory are fsynced. Verification re-reads the whole object.
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { link, mkdir, open, opendir, rename, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { TargetError } from '../lib/errors.js';
 import { measureReadable } from '../pipeline/measure.js';
 import type { FreeSpace, ObjectStat, Target } from './types.js';
@@ -93,28 +94,23 @@ export function createLocalTarget(options: LocalTargetOptions): Target {
     async put(key, body, { signal }) {
       const file = pathOf(key);
       let handle: Awaited<ReturnType<typeof open>> | undefined;
+      let created = false;
       try {
         await assertRoot(root, name);
         await ensureDir(dirname(file));
-        handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-        for await (const chunk of body as AsyncIterable<Buffer>) {
-          signal.throwIfAborted();
-          let offset = 0;
-          while (offset < chunk.length) {
-            const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-            offset += bytesWritten;
-          }
-        }
-        signal.throwIfAborted();
+        // A write stream takes the chunks as they come (writev), without concatenating them; `wx`
+        // never replaces an existing object. fsync then goes through a second descriptor (same inode).
+        created = true;
+        await pipeline(body, createWriteStream(file, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 }), { signal });
+        handle = await open(file, 'r');
         await handle.sync();
         await handle.close();
         handle = undefined;
         await fsyncDir(dirname(file));
       } catch (error) {
         await handle?.close().catch(() => {});
-        if (handle !== undefined || (error as NodeJS.ErrnoException).code !== 'EEXIST') {
-          await unlink(file).catch(() => {});
-        }
+        // Remove what this call wrote, never an object that was there before it (EEXIST).
+        if (created && (error as NodeJS.ErrnoException).code !== 'EEXIST') await unlink(file).catch(() => {});
         if (signal.aborted) throw signal.reason;
         throw fail('writing', key, error);
       }
