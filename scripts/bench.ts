@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatBytes, formatDuration } from '../src/lib/units.js';
+import { formatBytes, formatDuration, parseSize } from '../src/lib/units.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist', 'cli.js');
@@ -112,11 +112,72 @@ function ratio(basisPoints: number): string {
   return `${Math.floor(basisPoints / 10000)}.${String(Math.floor((basisPoints % 10000) / 100)).padStart(2, '0')}x`;
 }
 
+/**
+ * `--s3 SIZE`: streams SIZE bytes of incompressible data (a command source) to the S3 test server
+ * (scripts/test-services.sh) and reports peak RSS: memory must stay flat whatever the object size.
+ */
+async function benchS3(size: number): Promise<void> {
+  const servicesFile = join(process.env.BACKPROOF_SERVICES_DIR ?? '/tmp/backproof-services', 'services.json');
+  if (!existsSync(servicesFile)) throw new Error(`${servicesFile} is missing: run scripts/test-services.sh start s3`);
+  const s3 = (
+    JSON.parse(readFileSync(servicesFile, 'utf8')) as {
+      s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string };
+    }
+  ).s3;
+  const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+  const bucket = `bench${Date.now()}`;
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  const work = await mkdtemp(join(tmpdir(), 'bp-bench-s3-'));
+  try {
+    await writeFile(join(work, 's3.secret'), s3.secretAccessKey, { mode: 0o600 });
+    const config = join(work, 'backproof.yml');
+    await writeFile(
+      config,
+      `job: bench-s3\nstateDir: ${join(work, 'state')}\n` +
+        `sources: [{ name: blob, type: command, command: "head -c ${size} /dev/urandom", extension: bin }]\n` +
+        `targets: [{ name: cloud, type: s3, endpoint: "${s3.endpoint}", region: ${s3.region}, bucket: ${bucket}, ` +
+        `forcePathStyle: true, accessKeyId: "${s3.accessKeyId}", secretAccessKeyFile: ${join(work, 's3.secret')} }]\n` +
+        'compression: { algorithm: zstd, level: 1 }\nchecks: { minFree: { bytes: 0, percent: 0% } }\n',
+    );
+    const m = await measure(process.execPath, [cli, '--config', config, 'backup']);
+    const rate = Math.floor((size * 1000) / Math.max(1, m.wallMs));
+    process.stdout.write(
+      [
+        `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; S3 server: Swift s3api on loopback`,
+        `backproof backup of ${formatBytes(size)} (incompressible, one command component) to S3: ${formatDuration(m.wallMs)}, ` +
+          `${formatBytes(rate)}/s, CPU ${formatDuration(m.cpuMs)}, peak RSS ${formatBytes(m.peakRssBytes)} (goal < 200 MB)`,
+        `load average at the end: ${loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')}`,
+      ].join('\n') + '\n',
+    );
+  } finally {
+    await rm(work, { recursive: true, force: true });
+    // Leave nothing on the test server: the object is as large as the benchmark.
+    const { ListObjectsV2Command, DeleteObjectCommand, DeleteBucketCommand } = await import('@aws-sdk/client-s3');
+    const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+    for (const object of listed.Contents ?? [])
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: object.Key }));
+    await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const roundsIndex = args.indexOf('--rounds');
   const rounds = roundsIndex >= 0 ? Number(args.splice(roundsIndex, 2)[1]) : 2;
   if (!existsSync(cli)) execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+  const s3Index = args.indexOf('--s3');
+  if (s3Index >= 0) {
+    await benchS3(parseSize(args[s3Index + 1] ?? '2GiB'));
+    return;
+  }
   const work = await mkdtemp(join(tmpdir(), 'bp-bench-'));
   try {
     let dataDir = args[0] ? resolve(args[0]) : join(work, 'data');

@@ -21,8 +21,14 @@ set -euo pipefail
 export LC_ALL=C
 
 DIR=${BACKPROOF_SERVICES_DIR:-/tmp/backproof-services}
-CHROOT=/srv/backproof-test-chroot
-SFTP_KEYS=/srv/backproof-test-sshkeys
+# A private set (port offset) gets its own users and chroot: system users are global, and sharing
+# them would let one sshd's setup break the other's logins.
+SUFFIX=''
+[ "${BACKPROOF_SERVICES_PORT_OFFSET:-0}" = 0 ] || SUFFIX="p${BACKPROOF_SERVICES_PORT_OFFSET}"
+NAS_USER="bpnas$SUFFIX"
+SFTP_USER="bpsftp$SUFFIX"
+CHROOT="/srv/backproof-test-chroot$SUFFIX"
+SFTP_KEYS="/srv/backproof-test-sshkeys$SUFFIX"
 # BACKPROOF_SERVICES_PORT_OFFSET moves every port, so a test that must kill a server can start a
 # private set beside the shared one (with its own BACKPROOF_SERVICES_DIR): see privateServices().
 OFFSET=${BACKPROOF_SERVICES_PORT_OFFSET:-0}
@@ -162,6 +168,11 @@ mariadb_start() {
     --bind-address=127.0.0.1 --skip-name-resolve --log-error="$M/error.log" \
     --innodb-buffer-pool-size=64M --skip-log-bin --max-connections=500
   wait_until mariadb "$M/error.log" mariadb_answers mariadb_alive
+  # install-db adds root@<hostname>, which --skip-name-resolve cannot load: `mariadb-dump
+  # --system=users` then fails on it. Only loopback accounts are wanted here.
+  mariadb --no-defaults --socket="$M/run/mysqld.sock" -uroot -e \
+    "DELETE FROM mysql.global_priv WHERE User='root' AND Host NOT IN ('localhost','127.0.0.1','::1'); FLUSH PRIVILEGES;" ||
+    die "mariadb: could not remove the root@<hostname> account"
 }
 
 mariadb_stop() { stop_pidfile "$M/run/mysqld.pid" "$MARIADB_MARK"; }
@@ -253,18 +264,18 @@ ssh_setup() {
 
   # bpnas: an ordinary account with a shell, home under the services dir (sshd's StrictModes
   # stops its walk at the home, so /tmp above it is fine).
-  ensure_user bpnas "$S/home/bpnas" /bin/bash
-  install -d -m 755 -o bpnas -g bpnas "$S/home/bpnas"
-  install -d -m 700 -o bpnas -g bpnas "$S/home/bpnas/.ssh"
-  install -m 600 -o bpnas -g bpnas "$S/client/bpnas_ed25519.pub" "$S/home/bpnas/.ssh/authorized_keys"
+  ensure_user "$NAS_USER" "$S/home/$NAS_USER" /bin/bash
+  install -d -m 755 -o "$NAS_USER" -g "$NAS_USER" "$S/home/$NAS_USER"
+  install -d -m 700 -o "$NAS_USER" -g "$NAS_USER" "$S/home/$NAS_USER/.ssh"
+  install -m 600 -o "$NAS_USER" -g "$NAS_USER" "$S/client/bpnas_ed25519.pub" "$S/home/$NAS_USER/.ssh/authorized_keys"
 
   # bpsftp: Synology-like, SFTP only, chrooted. Every path to the chroot must be root-owned and
   # not writable by others, hence /srv. Its home /upload is relative to the chroot; its key lives
   # outside the chroot in a root-owned directory.
-  ensure_user bpsftp /upload /usr/sbin/nologin
+  ensure_user "$SFTP_USER" /upload /usr/sbin/nologin
   install -d -m 755 -o root -g root "$CHROOT" "$SFTP_KEYS"
-  install -d -m 755 -o bpsftp -g bpsftp "$CHROOT/upload"
-  install -m 644 -o root -g root "$S/client/bpsftp_ed25519.pub" "$SFTP_KEYS/bpsftp"
+  install -d -m 755 -o "$SFTP_USER" -g "$SFTP_USER" "$CHROOT/upload"
+  install -m 644 -o root -g root "$S/client/bpsftp_ed25519.pub" "$SFTP_KEYS/$SFTP_USER"
 
   cat >"$S/sshd_config" <<EOF
 # backproof test sshd: loopback only, key authentication only.
@@ -278,7 +289,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin no
 UsePAM no
-AllowUsers bpnas bpsftp
+AllowUsers $NAS_USER $SFTP_USER
 AllowTcpForwarding no
 AllowAgentForwarding no
 X11Forwarding no
@@ -290,7 +301,7 @@ MaxSessions 50
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
 
-Match User bpsftp
+Match User $SFTP_USER
   AuthorizedKeysFile $SFTP_KEYS/%u
   ChrootDirectory $CHROOT
   ForceCommand internal-sftp
@@ -507,11 +518,11 @@ write_services_json() {
     "port": $SSH_PORT,
     "knownHosts": "$S/client/known_hosts",
     "hostPublicKey": "$host_key",
-    "user": "bpnas",
+    "user": "$NAS_USER",
     "identityFile": "$S/client/bpnas_ed25519",
-    "home": "$S/home/bpnas",
+    "home": "$S/home/$NAS_USER",
     "sftpOnly": {
-      "user": "bpsftp",
+      "user": "$SFTP_USER",
       "identityFile": "$S/client/bpsftp_ed25519",
       "path": "/upload",
       "localPath": "$CHROOT/upload"
@@ -661,11 +672,11 @@ release)
   ;;
 clean)
   stop_services "${ALL_SERVICES[@]}"
-  for u in bpnas bpsftp; do ! id "$u" >/dev/null 2>&1 || userdel "$u" 2>/dev/null || true; done
+  for u in "$NAS_USER" "$SFTP_USER"; do ! id "$u" >/dev/null 2>&1 || userdel "$u" 2>/dev/null || true; done
   rm -rf "$CHROOT" "$SFTP_KEYS"
   exec 9>&-
   rm -rf "$DIR"
-  say "removed $DIR, $CHROOT, $SFTP_KEYS and the users bpnas, bpsftp"
+  say "removed $DIR, $CHROOT, $SFTP_KEYS and the users $NAS_USER, $SFTP_USER"
   ;;
 *)
   die "usage: $0 start|stop [NAME...] | restart NAME... | status | acquire PID | release PID | clean   (NAME: ${ALL_SERVICES[*]})"

@@ -172,8 +172,112 @@ const commandSourceSchema = z
   })
   .describe("A command's standard output");
 
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Where a password comes from: a file (0600) or an environment variable, never the config itself. */
+const passwordKeys = {
+  passwordFile: localPath(
+    'File holding the password (mode 0600, one line); the password itself never goes in the config',
+  ).optional(),
+  passwordEnv: z
+    .string()
+    .regex(ENV_NAME, { error: 'is not an environment variable name' })
+    .optional()
+    .describe('Name of an environment variable holding the password (instead of passwordFile)'),
+};
+
+function port(defaultPort: number) {
+  return z.int().min(1).max(65535).default(defaultPort).describe(`TCP port (default: ${defaultPort})`);
+}
+
+function nameList(description: string) {
+  return z.array(z.string().min(1)).default([]).describe(description);
+}
+
+const mariadbSourceSchema = z
+  .strictObject({
+    name: componentName('source'),
+    type: z
+      .literal('mariadb')
+      .describe('mariadb: MariaDB or MySQL databases, one component per database (mariadb-dump)'),
+    host: z.string().min(1).default('127.0.0.1').describe('Server host name or address (default: 127.0.0.1)'),
+    port: port(3306),
+    socket: localPath('Unix socket of the server; when set, host and port are not used').optional(),
+    user: z
+      .string()
+      .min(1)
+      .describe('Account that dumps; needs SELECT, SHOW VIEW, TRIGGER, EVENT and SELECT on mysql.proc'),
+    ...passwordKeys,
+    databases: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('Databases to dump (default: every database except the system ones)'),
+    excludeDatabases: nameList('Databases to leave out (default: none)'),
+    excludeTables: nameList('Tables to leave out entirely, as <database>.<table>, e.g. app.sessions (default: none)'),
+    users: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Also dump users and grants as component <source>.users when the account may read them (default: true)',
+      ),
+  })
+  .describe('A MariaDB or MySQL server');
+
+const postgresSourceSchema = z
+  .strictObject({
+    name: componentName('source'),
+    type: z
+      .literal('postgres')
+      .describe('postgres: PostgreSQL databases, one plain-SQL component per database (pg_dump)'),
+    host: z
+      .string()
+      .min(1)
+      .default('127.0.0.1')
+      .describe('Server host name, address or socket directory (default: 127.0.0.1)'),
+    port: port(5432),
+    user: z.string().min(1).describe('Role that dumps; pg_read_all_data (PostgreSQL 14+) is enough'),
+    ...passwordKeys,
+    databases: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('Databases to dump (default: every database that accepts connections, except templates)'),
+    excludeDatabases: nameList('Databases to leave out (default: none)'),
+    excludeTables: nameList(
+      'Tables to leave out entirely, as <database>.<schema>.<table> or <database>.<table> for schema public (default: none)',
+    ),
+    globals: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Also dump roles and tablespaces (pg_dumpall --globals-only) as component <source>.globals (default: true)',
+      ),
+  })
+  .describe('A PostgreSQL server');
+
+const systemSourceSchema = z
+  .strictObject({
+    name: componentName('source'),
+    type: z
+      .literal('system')
+      .describe(
+        'system: what rebuilding this server needs: crontabs, web server and PHP-FPM config, units, certificates, package list',
+      ),
+    root: localPath('The root of the system to capture (default: /; tests point it at a fixture tree)').default('/'),
+    exclude: nameList('Glob patterns of paths to leave out, relative to root (default: none)'),
+  })
+  .describe("The server's own configuration");
+
 /** Every source kind. Add a kind here (its schema above) and the union, types and messages follow. */
-const sourceKinds = [filesSourceSchema, sqliteSourceSchema, commandSourceSchema] as const;
+const sourceKinds = [
+  filesSourceSchema,
+  sqliteSourceSchema,
+  commandSourceSchema,
+  mariadbSourceSchema,
+  postgresSourceSchema,
+  systemSourceSchema,
+] as const;
 const sourceSchema = z.discriminatedUnion('type', sourceKinds).describe('Something to back up');
 
 // ---------------------------------------------------------------------------------------------
@@ -191,8 +295,63 @@ const localTargetSchema = z
   })
   .describe('A directory on this machine (a local disk or a mounted NAS)');
 
+const optionalKey = z
+  .boolean()
+  .default(false)
+  .describe('When true, this target failing makes the run a warning instead of a failure (default: false)');
+
+const sftpTargetSchema = z
+  .strictObject({
+    name: componentName('target'),
+    type: z.literal('sftp').describe('sftp: a NAS or server over SSH/SFTP'),
+    host: z.string().min(1).describe('SSH server host name or address'),
+    port: port(22),
+    user: z.string().min(1).describe('SSH user'),
+    identityFile: localPath('Private key file for the SSH user (key authentication only)'),
+    passphraseFile: localPath("File holding the private key's passphrase, if it has one").optional(),
+    knownHosts: localPath("known_hosts file holding the server's host key; an unknown or changed key is a failure"),
+    acceptNewHostKey: z
+      .boolean()
+      .default(false)
+      .describe('Pin the host key into knownHosts the first time the server is seen (default: false)'),
+    path: z
+      .string()
+      .min(1)
+      .describe('Directory on the server that backups go to (absolute, or relative to the login directory)'),
+    optional: optionalKey,
+  })
+  .describe('A NAS or any SSH server, over SFTP');
+
+const s3TargetSchema = z
+  .strictObject({
+    name: componentName('target'),
+    type: z
+      .literal('s3')
+      .describe('s3: S3-compatible object storage (AWS, MinIO, Ceph, Backblaze, Wasabi, Synology C2)'),
+    endpoint: z.url().optional().describe('Endpoint URL, e.g. https://s3.example.com (default: AWS for the region)'),
+    region: z.string().min(1).default('us-east-1').describe('Region (default: us-east-1)'),
+    bucket: z.string().min(3).max(63).describe('Bucket name; it must exist'),
+    prefix: z.string().default('').describe('Key prefix inside the bucket, e.g. srv1/ (default: the bucket root)'),
+    forcePathStyle: z
+      .boolean()
+      .default(false)
+      .describe('Path-style URLs (endpoint/bucket/key), needed by most self-hosted servers (default: false)'),
+    accessKeyId: z.string().min(1).optional().describe('Access key id (default: from the environment or AWS config)'),
+    secretAccessKeyFile: localPath('File holding the secret access key').optional(),
+    secretAccessKeyEnv: z
+      .string()
+      .regex(ENV_NAME, { error: 'is not an environment variable name' })
+      .optional()
+      .describe('Name of an environment variable holding the secret access key'),
+    partSize: size()
+      .optional()
+      .describe('Multipart part size, e.g. 16MiB (default: chosen from the size estimate, at least 8MiB)'),
+    optional: optionalKey,
+  })
+  .describe('An S3-compatible bucket');
+
 /** Every target kind. Add a kind here (its schema above). */
-const targetKinds = [localTargetSchema] as const;
+const targetKinds = [localTargetSchema, sftpTargetSchema, s3TargetSchema] as const;
 const targetSchema = z.discriminatedUnion('type', targetKinds).describe('A place backups are written to');
 
 // ---------------------------------------------------------------------------------------------
@@ -294,7 +453,12 @@ export type FilesSourceConfig = z.output<typeof filesSourceSchema>;
 export type SqliteSourceConfig = z.output<typeof sqliteSourceSchema>;
 export type CommandSourceConfig = z.output<typeof commandSourceSchema>;
 export type SourceConfig = z.output<typeof sourceSchema>;
+export type MariadbSourceConfig = z.output<typeof mariadbSourceSchema>;
+export type PostgresSourceConfig = z.output<typeof postgresSourceSchema>;
+export type SystemSourceConfig = z.output<typeof systemSourceSchema>;
 export type LocalTargetConfig = z.output<typeof localTargetSchema>;
+export type SftpTargetConfig = z.output<typeof sftpTargetSchema>;
+export type S3TargetConfig = z.output<typeof s3TargetSchema>;
 export type TargetConfig = z.output<typeof targetSchema>;
 export type JobConfig = z.output<typeof jobConfigSchema>;
 

@@ -112,6 +112,8 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
   );
   const live = new Map<string, Target>();
   const proofs = new Map<string, VerifiedObject[]>();
+  /** Raw size estimate per source (preflight): a size hint for targets that choose part sizes. */
+  const estimates = new Map<string, number>();
   const chainHeads = new Map<string, ChainHead | null>();
   const committed: CommittedSet[] = [];
   let wroteToTargets = false;
@@ -178,6 +180,7 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
       failTarget,
       failures,
       live,
+      estimates,
     });
     signal.throwIfAborted();
     if (!preflightOk) throw new PreflightFailed();
@@ -302,8 +305,11 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
           storedBytes,
           elapsedMs: now().getTime() - began.getTime(),
         });
+      const estimate = estimates.get(source.name);
       const common = {
         targets,
+        // Compression only shrinks (zstd's worst case adds a little): the raw estimate bounds the object.
+        ...(estimate ? { sizeHint: estimate + Math.ceil(estimate / 100) + 1024 } : {}),
         compression: config.compression,
         signal,
         now,
@@ -422,6 +428,7 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
         ...(value.tables !== undefined ? { tables: value.tables } : {}),
         ...(value.dumpTool !== undefined ? { dumpTool: value.dumpTool } : {}),
         ...(value.serverVersion !== undefined ? { serverVersion: value.serverVersion } : {}),
+        ...(value.secret ? { secret: true } : {}),
         warnings: value.warnings,
         durationMs: now().getTime() - began.getTime(),
       };
@@ -770,9 +777,19 @@ async function preflight(p: PreflightInput): Promise<boolean> {
   for (const target of p.targets) {
     try {
       if (target.free) {
-        const space = await target.free();
-        const verdict = judgeFreeSpace(`target ${target.name}`, space.path, space, estimate, rule);
-        if (!verdict.ok) throw Object.assign(new Error(verdict.message), { evidence: verdict.evidence });
+        // A server that cannot tell its free space (no statvfs) is checked by the upload itself.
+        const space = await target.free().catch((error: unknown) => {
+          if (target.type === 'local') throw error;
+          steps.record({
+            name: 'preflight:free-space',
+            status: 'warning',
+            target: target.name,
+            message: `free space on ${target.describe()} could not be checked: ${messageOf(error)}`,
+          });
+          return undefined;
+        });
+        const verdict = space && judgeFreeSpace(`target ${target.name}`, space.path, space, estimate, rule);
+        if (verdict && !verdict.ok) throw Object.assign(new Error(verdict.message), { evidence: verdict.evidence });
       }
       if (p.dryRun) await target.list(`${config.job}/`);
       else await target.probeWritable(config.job);
@@ -784,15 +801,19 @@ async function preflight(p: PreflightInput): Promise<boolean> {
         target: target.name,
       });
     } catch (error) {
-      if (target.optional) {
-        p.failTarget(target, 'preflight:target', error);
-      } else {
-        const evidence = (error as { evidence?: Record<string, unknown> }).evidence;
-        fatal('target', messageOf(error), evidence ? { evidence, target: target.name } : { target: target.name });
-      }
+      // This target is out of the run (a required one makes it fail), but the others still get their
+      // set: a NAS that is down must not cost the night's backup on the local disk.
+      p.failTarget(target, 'preflight:target', error);
     }
   }
-  if (ok && p.live.size === 0) fatal('target', 'no target passed preflight; nothing can be written');
+  if (ok && p.live.size === 0) {
+    ok = false;
+    steps.record({
+      name: 'preflight:target',
+      status: 'failed',
+      message: 'no target passed preflight; nothing was written',
+    });
+  }
   return ok;
 }
 

@@ -122,7 +122,8 @@ export function decideOutcome(input: OutcomeInput): RunOutcome {
   const failures: Failure[] = [...input.failures];
   const committedTargets = new Set(input.committed.map((c) => c.target));
   // A required target without a set needs a reason: its own failure, or one of the whole run (a source).
-  const runFailed = failures.some((f) => f.target === undefined);
+  // A failed preflight stops the whole run before anything is written, whichever target it named.
+  const runFailed = failures.some((f) => f.target === undefined || f.step.startsWith('preflight'));
   for (const target of input.requiredTargets) {
     if (!committedTargets.has(target) && !runFailed && !failures.some((f) => f.target === target)) {
       failures.push({ step: 'commit', target, message: `target ${target} holds no committed set from this run` });

@@ -30,6 +30,8 @@ export interface WriteObjectInput {
   now: () => Date;
   onRawBytes: (bytes: number) => void;
   onStoredBytes: (bytes: number) => void;
+  /** Roughly how many bytes the object will have (an upper bound is fine): S3 picks its part size from it. */
+  sizeHint?: number;
 }
 
 /** Rejects only when the input stream (the source) fails or the run is aborted. */
@@ -54,7 +56,11 @@ export async function writeObject(options: WriteObjectInput): Promise<ObjectWrit
     stored,
     targets.map((target) => ({
       name: target.name,
-      consume: (stream: Readable) => target.put(writeKeys.get(target.name) as string, stream, { signal }),
+      consume: (stream: Readable) =>
+        target.put(writeKeys.get(target.name) as string, stream, {
+          signal,
+          ...(options.sizeHint !== undefined ? { sizeHint: options.sizeHint } : {}),
+        }),
     })),
   ).catch((error: unknown) => {
     pipelineError ??= error;

@@ -4,7 +4,7 @@
 // made a 30,000-file tree several times slower. Callers yield to the event loop between batches.
 import type { BigIntStats } from 'node:fs';
 import { lstatSync, opendirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { relative as relativePath, resolve } from 'node:path';
 import picomatch from 'picomatch';
 
 export interface WalkOptions {
@@ -14,13 +14,19 @@ export interface WalkOptions {
   exclude: string[];
   /** Do not descend into directories on another device than their configured path. */
   oneFileSystem: boolean;
+  /**
+   * A directory holding every path: archive names and relative globs are then relative to it (so
+   * `tar -x -C <base>` puts entries back in place), instead of names relative to `/` and globs
+   * relative to each configured path. Default: none.
+   */
+  base?: string;
   signal?: AbortSignal;
 }
 
 export interface WalkEntry {
   /** Absolute path on disk. */
   path: string;
-  /** Archive name: the absolute path without its leading `/` (GNU tar's convention). */
+  /** Archive name: the absolute path without its leading `/` (GNU tar's convention), or relative to `base`. */
   name: string;
   stats: BigIntStats;
 }
@@ -48,6 +54,8 @@ interface DirectoryFrame {
 /** Walks every configured path in byte order of its absolute path. Throws on errors other than a vanished or unreadable entry. */
 export function* walkTree(options: WalkOptions): Generator<WalkEvent> {
   const isExcluded = createExcludeMatcher(options.exclude);
+  const base = options.base === undefined ? undefined : resolve(options.base);
+  const archiveName = (path: string): string => archiveNameOf(path, base);
   for (const root of normalizeRoots(options.paths)) {
     options.signal?.throwIfAborted();
     const stats = lstatSync(root, { bigint: true, throwIfNoEntry: false });
@@ -61,8 +69,9 @@ export function* walkTree(options: WalkOptions): Generator<WalkEvent> {
     const rootDevice = stats.dev;
     const stack: DirectoryFrame[] = [];
     const first = readNames(root);
+    const rootRelative = base === undefined ? '' : relativeToBase(root, base);
     if (typeof first === 'string') yield { warning: first };
-    else stack.push({ path: root, relative: '', names: first, next: 0 });
+    else stack.push({ path: root, relative: rootRelative, names: first, next: 0 });
 
     while (stack.length > 0) {
       options.signal?.throwIfAborted();
@@ -128,8 +137,16 @@ function utf8Rank(unit: number): number {
   return unit;
 }
 
-function archiveName(path: string): string {
+function archiveNameOf(path: string, base: string | undefined): string {
+  if (base !== undefined) return relativeToBase(path, base) || '.';
   return path === '/' ? '.' : path.slice(1);
+}
+
+/** `path` relative to `base` ('' for base itself); a path outside base is a caller's bug. */
+function relativeToBase(path: string, base: string): string {
+  const relative = relativePath(base, path);
+  if (relative === '..' || relative.startsWith('../')) throw new Error(`${path} is not inside ${base}`);
+  return relative;
 }
 
 /** The entry's lstat, or a warning when it vanished or cannot be looked at. */

@@ -40,6 +40,8 @@ export interface ComponentReport {
   tables?: Record<string, number>;
   dumpTool?: string;
   serverVersion?: string;
+  /** Holds secrets (TLS keys, .env files): encryption will be required for it. */
+  secret?: boolean;
   warnings: string[];
   durationMs: number;
 }

@@ -26,6 +26,7 @@ const componentSchema = z.looseObject({
   tables: z.record(z.string(), byteCount).optional(),
   dumpTool: z.string().optional(),
   serverVersion: z.string().optional(),
+  secret: z.boolean().optional(),
   warnings: z.array(z.string()).optional(),
 });
 

@@ -21,6 +21,11 @@ export interface FilesSourceOptions {
   exclude: string[];
   /** Do not descend into directories on another device than their configured path. */
   oneFileSystem: boolean;
+  /**
+   * Store entries relative to this directory instead of `/`, and match relative globs against the
+   * path relative to it (the system source: relative to its root). Default: none.
+   */
+  base?: string;
 }
 
 export type IndexEntryType = TarEntryType | 'socket';

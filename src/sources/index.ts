@@ -2,7 +2,10 @@
 import type { JobConfig, SourceConfig } from '../config/schema.js';
 import { createCommandSource } from './command.js';
 import { createFilesSource } from './files.js';
+import { createMariadbSource } from './mariadb.js';
+import { createPostgresSource } from './postgres.js';
 import { createSqliteSource } from './sqlite.js';
+import { createSystemSource } from './system.js';
 import type { Source } from './types.js';
 
 export function createSource(config: SourceConfig, job: Pick<JobConfig, 'stateDir' | 'targets'>): Source {
@@ -15,6 +18,12 @@ export function createSource(config: SourceConfig, job: Pick<JobConfig, 'stateDi
       return createSqliteSource(config);
     case 'command':
       return createCommandSource(config);
+    case 'mariadb':
+      return createMariadbSource(config);
+    case 'postgres':
+      return createPostgresSource(config);
+    case 'system':
+      return createSystemSource({ ...config, exclude: [...config.exclude, ...protectedGlobs(job)] });
   }
 }
 

@@ -144,13 +144,13 @@ targets:
   });
 
   it('lists the valid types when a type is wrong or missing', () => {
-    const text = VALID.replace('type: files', 'type: mysql').replace('type: local', 'type: s3');
+    const text = VALID.replace('type: files', 'type: mysql').replace('type: local', 'type: nfs');
     assert.deepEqual(problems(text), [
-      'job.yml:4: sources[0].type: unknown kind "mysql"; use one of: files, sqlite, command',
-      'job.yml:8: targets[0].type: unknown kind "s3"; use one of: local',
+      'job.yml:4: sources[0].type: unknown kind "mysql"; use one of: files, sqlite, command, mariadb, postgres, system',
+      'job.yml:8: targets[0].type: unknown kind "nfs"; use one of: local, sftp, s3',
     ]);
     assert.deepEqual(problems(VALID.replace('    type: files\n', '')), [
-      'job.yml:3: sources[0].type: is missing; add "type" with one of: files, sqlite, command',
+      'job.yml:3: sources[0].type: is missing; add "type" with one of: files, sqlite, command, mariadb, postgres, system',
     ]);
   });
 
@@ -299,7 +299,8 @@ describe('loadConfig and resolveConfigPath', () => {
     const loaded = await loadConfig(join(dir, 'etc', '..', 'etc', 'job.yml'));
     assert.equal(loaded.path, join(dir, 'etc', 'job.yml'));
     assert.equal(loaded.raw, raw);
-    assert.equal(loaded.config.targets[0]?.path, join(dir, 'backups'));
+    const target = loaded.config.targets[0];
+    assert.equal(target?.type === 'local' ? target.path : undefined, join(dir, 'backups'));
   });
 
   it('names the file in every problem', async () => {
@@ -307,7 +308,7 @@ describe('loadConfig and resolveConfigPath', () => {
     await writeFile(file, VALID.replace('type: local', 'type: nfs'));
     await assert.rejects(loadConfig(file), (error: unknown) => {
       assert.ok(error instanceof ConfigError);
-      assert.deepEqual(error.problems, [`${file}:8: targets[0].type: unknown kind "nfs"; use one of: local`]);
+      assert.deepEqual(error.problems, [`${file}:8: targets[0].type: unknown kind "nfs"; use one of: local, sftp, s3`]);
       return true;
     });
   });
@@ -361,7 +362,11 @@ describe('loadConfig and resolveConfigPath', () => {
     assert.equal(config.job, 'api-gateway');
     assert.deepEqual(
       config.sources.map((source) => source.type),
-      ['files', 'sqlite', 'command'],
+      ['files', 'sqlite', 'command', 'mariadb', 'postgres', 'system'],
+    );
+    assert.deepEqual(
+      config.targets.map((target) => target.type),
+      ['local', 'sftp', 's3'],
     );
     assert.deepEqual(config.objectives, { rpo: 26 * 3_600_000, rto: 4 * 3_600_000 });
     assert.equal(config.fanOut, 'staged');

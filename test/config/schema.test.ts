@@ -209,7 +209,7 @@ describe('output types', () => {
     const commandOptions: { name: string; command: string; extension: string; timeout?: number } =
       command satisfies CommandSourceConfig;
     const target = config.targets[0];
-    assert.ok(target !== undefined);
+    assert.ok(target !== undefined && target.type === 'local');
     const targetOptions: { name: string; path: string; optional: boolean } = target satisfies LocalTargetConfig;
     assert.deepEqual(filesOptions.exclude, []);
     assert.equal(sqliteOptions.path, '/db.sqlite');
@@ -257,10 +257,15 @@ describe('configJsonSchema', () => {
       .map(([, node]) => (node.required as string[]).join(','));
     assert.deepEqual(required.sort(), [
       'job,sources,targets',
+      'name,type', // system
+      'name,type,bucket', // s3
       'name,type,command',
-      'name,type,path',
-      'name,type,path',
-      'name,type,paths',
+      'name,type,host,user,identityFile,knownHosts,path', // sftp
+      'name,type,path', // sqlite
+      'name,type,path', // local
+      'name,type,paths', // files
+      'name,type,user', // mariadb
+      'name,type,user', // postgres
     ]);
   });
 
@@ -292,7 +297,7 @@ describe('configJsonSchema', () => {
       (((properties[list] as JsonNode).items as JsonNode).oneOf as JsonNode[]).map(
         (option) => ((option.properties as Record<string, JsonNode>).type as JsonNode).const,
       );
-    assert.deepEqual(kinds('sources'), ['files', 'sqlite', 'command']);
-    assert.deepEqual(kinds('targets'), ['local']);
+    assert.deepEqual(kinds('sources'), ['files', 'sqlite', 'command', 'mariadb', 'postgres', 'system']);
+    assert.deepEqual(kinds('targets'), ['local', 'sftp', 's3']);
   });
 });

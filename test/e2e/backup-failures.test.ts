@@ -156,3 +156,34 @@ describe('backup failure paths', () => {
     assert.deepEqual(await committedSets(sandbox.targetDir), []);
   });
 });
+
+describe('two hosts with the same job name', () => {
+  it('the second refuses to write to a target another host owns, until told to take over', async () => {
+    const sandbox = await makeSandbox();
+    try {
+      const source = join(sandbox.dir, 'app');
+      await mkdir(source);
+      await writeFile(join(source, 'a.txt'), 'a\n');
+      const base = { sources: [{ name: 'app', type: 'files', paths: [source] }] };
+      await sandbox.writeConfig(base);
+      assert.equal((await runCli(['--config', sandbox.configPath, 'backup'])).code, 0);
+      const before = await allFiles(sandbox.targetDir);
+
+      // Another host: its own state directory, so its own host id.
+      await sandbox.writeConfig({ ...base, stateDir: join(sandbox.dir, 'other-host-state') });
+      const refused = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+      assert.equal(refused.code, 1, refused.stdout);
+      const report = jsonOf<Report>(refused);
+      assert.match(report.failures.map((f) => f.message).join('\n'), /belongs to host .*--take-over/s);
+      assert.deepEqual(await allFiles(sandbox.targetDir), before, 'the other host wrote nothing');
+
+      const taken = await runCli(['--config', sandbox.configPath, 'backup', '--take-over', '--json']);
+      assert.equal(taken.code, 0, taken.stdout);
+      const owner = JSON.parse(await readFile(join(sandbox.targetDir, 'demo', 'backproof.json'), 'utf8'));
+      assert.ok(owner.takenOverAt, 'the owner file records the take-over');
+      assert.equal((await committedSets(sandbox.targetDir)).length, 2, "the first host's set is still there");
+    } finally {
+      await sandbox.cleanup();
+    }
+  });
+});

@@ -179,7 +179,14 @@ function withoutFinalNewline(text: string): string {
  */
 export async function mariadbAdmin(sql: string, db?: string): Promise<string> {
   const m = services().mariadb;
-  const args = ['--no-defaults', `--socket=${m.socket}`, `--user=${m.adminUser}`, '--batch', '--skip-column-names'];
+  const args = [
+    '--no-defaults',
+    `--socket=${m.socket}`,
+    `--user=${m.adminUser}`,
+    '--default-character-set=utf8mb4',
+    '--batch',
+    '--skip-column-names',
+  ];
   if (db !== undefined) args.push(`--database=${db}`);
   const result = await run('mariadb', args, sql, { PATH: process.env.PATH });
   if (result.code !== 0) throw failure(`mariadb${db ? ` (database ${db})` : ''}`, result, sql);
@@ -241,8 +248,10 @@ export interface PrivateServices {
   dir: string;
   /** The started services' entries (only those asked for). */
   services: Partial<Services>;
-  /** kill -9 of a service's main process: a crash, not a shutdown. */
+  /** kill -9 of a service's main process and its children (open sessions too): a crash, not a shutdown. */
   kill(name: ServiceName): Promise<void>;
+  /** Starts a killed service again (same ports, same data). */
+  restart(name: ServiceName): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -266,10 +275,24 @@ export async function privateServices(names: readonly ServiceName[]): Promise<Pr
     dir,
     services: parsed,
     async kill(name) {
-      const entry = parsed[name] as { pidFile?: string } | undefined;
-      if (!entry?.pidFile) throw new Error(`no pid file for private ${name}`);
-      const pid = Number(readFileSync(entry.pidFile, 'utf8').trim());
-      process.kill(pid, 'SIGKILL');
+      const entry = parsed[name] as { pidFile?: string; pidFiles?: string[]; sshdPidFile?: string } | undefined;
+      const files = [entry?.pidFile, entry?.sshdPidFile, ...(entry?.pidFiles ?? [])].filter((f): f is string => !!f);
+      if (files.length === 0) throw new Error(`no pid file for private ${name}`);
+      for (const file of files) {
+        const pid = Number(readFileSync(file, 'utf8').split('\n')[0]?.trim());
+        if (!Number.isSafeInteger(pid) || pid <= 1) continue;
+        // Children first (sshd's per-connection processes), then the server itself.
+        await run('pkill', ['-KILL', '-P', String(pid)], undefined, process.env);
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    },
+    async restart(name) {
+      const result = await run('bash', [SERVICES_SCRIPT, 'restart', name], undefined, env);
+      if (result.code !== 0) throw new Error(`private ${name} did not restart:\n${result.stderr}`);
     },
     async stop() {
       await run('bash', [SERVICES_SCRIPT, 'stop'], undefined, env);

@@ -99,7 +99,7 @@ export function targetConformance(name: string, makeTarget: () => Promise<Target
         const read = await readAll(await t.get(key, { signal: never }));
         assert.equal(read.length, size);
         assert.equal(sha256(read), sha256(data));
-        assert.deepEqual(await t.verifyObject(key, { signal: never }), { bytes: size, sha256: sha256(data) });
+        assert.deepEqual(proofOf(await t.verifyObject(key, { signal: never })), { bytes: size, sha256: sha256(data) });
         assert.deepEqual(await t.list(`${p}/`), [key]);
         await t.remove(key);
         await assertNotFound(t, t.stat(key), 'stat after remove');
@@ -201,7 +201,7 @@ export function targetConformance(name: string, makeTarget: () => Promise<Target
       await t.put(`${p}/set/a.tmp-1`, bodyOf(first), { signal: never });
       await rename(`${p}/set/a.tmp-1`, `${p}/set/a`);
       assert.deepEqual(await t.list(`${p}/`), [`${p}/set/a`]);
-      assert.deepEqual(await t.verifyObject(`${p}/set/a`, { signal: never }), {
+      assert.deepEqual(proofOf(await t.verifyObject(`${p}/set/a`, { signal: never })), {
         bytes: first.length,
         sha256: sha256(first),
       });
@@ -226,7 +226,10 @@ export function targetConformance(name: string, makeTarget: () => Promise<Target
       for (const how of ['corrupt', 'truncate'] as const) {
         const key = `${p}/${how}.bin`;
         await t.put(key, bodyOf(data), { signal: never });
-        assert.deepEqual(await t.verifyObject(key, { signal: never }), { bytes: data.length, sha256: sha256(data) });
+        assert.deepEqual(proofOf(await t.verifyObject(key, { signal: never })), {
+          bytes: data.length,
+          sha256: sha256(data),
+        });
         await subject.tamper(key, how);
         const seen = await t.verifyObject(key, { signal: never });
         assert.notEqual(seen.sha256, sha256(data), `${how}: verifyObject must not report the original hash`);
@@ -366,4 +369,9 @@ export function targetConformance(name: string, makeTarget: () => Promise<Target
       assert.ok(t.name.length > 0);
     });
   });
+}
+
+/** Size and hash of a verification; the level a target reports beside them is its own business. */
+function proofOf(result: { bytes: number; sha256: string }): { bytes: number; sha256: string } {
+  return { bytes: result.bytes, sha256: result.sha256 };
 }

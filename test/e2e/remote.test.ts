@@ -1,0 +1,440 @@
+// Remote targets end to end through the real CLI: a NAS over SFTP and S3 (Swift s3api), staged and
+// direct fan-out, restores with plain tools from what each server holds, and every way a target can
+// be wrong (host keys, client key, bucket, credentials, a server killed mid-upload).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { jsonOf, makeSandbox, runCli, type Sandbox, startCli } from '../helpers/cli.js';
+import { compareTrees } from '../helpers/compare.js';
+import { type PrivateServices, privateServices, type S3Service, services, uniqueName } from '../helpers/services.js';
+
+process.env.AWS_EC2_METADATA_DISABLED = 'true';
+
+interface Report {
+  status: string;
+  exitCode: number;
+  setId: string;
+  warnings: string[];
+  failures: { step: string; message: string; target?: string }[];
+  targets: { name: string; result: string; objects: { name: string; level: string }[] }[];
+}
+
+function s3Client(s3: S3Service): S3Client {
+  return new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+async function s3Keys(client: S3Client, bucket: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys.sort();
+}
+
+async function emptyBucket(client: S3Client, bucket: string): Promise<void> {
+  for (const key of await s3Keys(client, bucket))
+    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
+}
+
+/** Files under a local directory, relative, sorted. */
+async function filesUnder(root: string): Promise<string[]> {
+  if (!existsSync(root)) return [];
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => !e.isDirectory())
+    .map((e) => join(e.parentPath ?? (e as unknown as { path: string }).path, e.name).slice(root.length + 1))
+    .sort();
+}
+
+async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await condition()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Extracts a files component's tar (stored compressed at `object`) into `into` with plain zstd and tar. */
+function untar(object: string, into: string): void {
+  execFileSync('sh', ['-c', 'zstd -q -d -c "$1" | tar --numeric-owner -xpf - -C "$2"', 'sh', object, into]);
+}
+
+describe('remote targets through the CLI', () => {
+  let sandbox: Sandbox;
+  let source: string;
+  let client: S3Client;
+  let bucket: string;
+  let secretFile: string;
+  const nasDirs: string[] = [];
+
+  before(async () => {
+    sandbox = await makeSandbox();
+    source = join(sandbox.dir, 'app');
+    await mkdir(join(source, 'public'), { recursive: true });
+    await writeFile(join(source, 'public', 'index.php'), '<?php echo "hello";\n'.repeat(500));
+    await writeFile(join(source, 'upload.bin'), randomBytes(300_000));
+    client = s3Client(services().s3);
+    bucket = uniqueName('bk');
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    secretFile = join(sandbox.dir, 's3.secret');
+    await writeFile(secretFile, `${services().s3.secretAccessKey}\n`, { mode: 0o600 });
+  });
+  after(async () => {
+    await emptyBucket(client, bucket).catch(() => {});
+    for (const dir of nasDirs) await rm(dir, { recursive: true, force: true });
+    await sandbox.cleanup();
+  });
+
+  /** A directory the SSH user owns (a target's root must exist: an unmounted share must not look empty). */
+  function remoteDir(parent: string, owner: string): string {
+    const dir = uniqueName('nas');
+    execFileSync('install', ['-d', '-m', '700', '-o', owner, '-g', owner, join(parent, dir)]);
+    nasDirs.push(join(parent, dir));
+    return dir;
+  }
+
+  function sftpTarget(name: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+    const ssh = services().ssh;
+    const dir = remoteDir(ssh.home, ssh.user);
+    return {
+      name,
+      type: 'sftp',
+      host: ssh.host,
+      port: ssh.port,
+      user: ssh.user,
+      identityFile: ssh.identityFile,
+      knownHosts: ssh.knownHosts,
+      path: dir,
+      ...overrides,
+    };
+  }
+
+  function s3Target(name: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+    const s3 = services().s3;
+    return {
+      name,
+      type: 's3',
+      endpoint: s3.endpoint,
+      region: s3.region,
+      bucket,
+      prefix: `${uniqueName('p')}/`,
+      forcePathStyle: true,
+      accessKeyId: s3.accessKeyId,
+      secretAccessKeyFile: secretFile,
+      ...overrides,
+    };
+  }
+
+  it('staged: one run commits a verified set on a local disk, a NAS and S3, each restorable with plain tools', async () => {
+    const nas = sftpTarget('nas');
+    const cloud = s3Target('cloud');
+    await sandbox.writeConfig({
+      sources: [{ name: 'app', type: 'files', paths: [source] }],
+      targets: [{ name: 'disk', type: 'local', path: sandbox.targetDir }, nas, cloud],
+    });
+    const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+    const report = jsonOf<Report>(result);
+    assert.equal(
+      result.code,
+      0,
+      `${result.stderr}\n${JSON.stringify(report.failures)}\n${JSON.stringify(report.warnings)}`,
+    );
+    assert.deepEqual(
+      report.targets.map((t) => [t.name, t.result]),
+      [
+        ['disk', 'committed'],
+        ['nas', 'committed'],
+        ['cloud', 'committed'],
+      ],
+    );
+    const levels = Object.fromEntries(report.targets.map((t) => [t.name, [...new Set(t.objects.map((o) => o.level))]]));
+    assert.deepEqual(levels, { disk: ['reread'], nas: ['remote-hash'], cloud: ['etag'] });
+
+    // From the NAS: the files as the server holds them.
+    const nasRoot = join(services().ssh.home, nas.path as string);
+    const nasFiles = await filesUnder(nasRoot);
+    assert.ok(nasFiles.some((f) => f.endsWith(`${report.setId}/manifest.json`)));
+    assert.ok(
+      nasFiles.every((f) => !f.includes('.tmp-')),
+      'no temporaries left on the NAS',
+    );
+    const fromNas = join(sandbox.dir, 'from-nas');
+    await mkdir(fromNas);
+    untar(join(nasRoot, nasFiles.find((f) => f.endsWith('app.tar.zst')) as string), fromNas);
+    assert.deepEqual(await compareTrees(source, join(fromNas, source.slice(1))), []);
+
+    // From S3: download the objects, check them against the manifest with sha256sum, restore.
+    const prefix = cloud.prefix as string;
+    const keys = (await s3Keys(client, bucket)).filter((k) => k.startsWith(prefix));
+    const downloaded = join(sandbox.dir, 'from-s3');
+    await mkdir(downloaded);
+    for (const key of keys.filter((k) => k.includes(report.setId))) {
+      const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      await writeFile(
+        join(downloaded, key.split('/').pop() as string),
+        (await object.Body?.transformToByteArray()) ?? new Uint8Array(),
+      );
+    }
+    const manifest = JSON.parse(await readFile(join(downloaded, 'manifest.json'), 'utf8'));
+    const sums = manifest.objects.map((o: { sha256: string; name: string }) => `${o.sha256}  ${o.name}`).join('\n');
+    execFileSync('sha256sum', ['-c', '--quiet', '-'], { cwd: downloaded, input: `${sums}\n` });
+    const fromS3 = join(sandbox.dir, 'from-s3-tree');
+    await mkdir(fromS3);
+    untar(join(downloaded, 'app.tar.zst'), fromS3);
+    assert.deepEqual(await compareTrees(source, join(fromS3, source.slice(1))), []);
+
+    // list and status read every target.
+    const list = jsonOf<{ targets: { target: string; sets: { setId: string }[] }[] }>(
+      await runCli(['--config', sandbox.configPath, 'list', '--json']),
+    );
+    assert.deepEqual(
+      list.targets.map((t) => [t.target, t.sets.map((s) => s.setId)]),
+      [
+        ['disk', [report.setId]],
+        ['nas', [report.setId]],
+        ['cloud', [report.setId]],
+      ],
+    );
+    const status = await runCli(['--config', sandbox.configPath, 'status', '--json']);
+    assert.equal(status.code, 0, status.stdout);
+    const health = jsonOf<{ targets: { target: string; verification: string }[] }>(status);
+    assert.deepEqual(
+      health.targets.map((t) => [t.target, t.verification]),
+      [
+        ['disk', 'reread'],
+        ['nas', 'remote-hash'],
+        ['cloud', 'etag'],
+      ],
+    );
+  });
+
+  it('direct: without a local target one read feeds an SFTP-only NAS (read back) and S3', async () => {
+    const sftpOnly = services().ssh.sftpOnly;
+    const dir = remoteDir(sftpOnly.localPath, sftpOnly.user);
+    await sandbox.writeConfig({
+      sources: [{ name: 'app', type: 'files', paths: [source] }],
+      targets: [
+        // Other names than the staged test's: the state remembers each target's chain head by name.
+        sftpTarget('nasonly', {
+          user: sftpOnly.user,
+          identityFile: sftpOnly.identityFile,
+          path: `${sftpOnly.path}/${dir}`,
+        }),
+        s3Target('cloudonly'),
+      ],
+    });
+    const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+    const report = jsonOf<Report>(result);
+    assert.equal(
+      result.code,
+      0,
+      `${result.stderr}\n${JSON.stringify(report.failures)}\n${JSON.stringify(report.warnings)}`,
+    );
+    const levels = Object.fromEntries(report.targets.map((t) => [t.name, [...new Set(t.objects.map((o) => o.level))]]));
+    assert.deepEqual(levels, { nasonly: ['reread'], cloudonly: ['etag'] });
+    const files = await filesUnder(join(sftpOnly.localPath, dir));
+    assert.ok(files.some((f) => f.endsWith('manifest.json')));
+  });
+
+  it('names what to fix for an unknown or changed host key, a wrong client key, a missing bucket and refused credentials', async () => {
+    const emptyKnownHosts = join(sandbox.dir, 'known_hosts.empty');
+    await writeFile(emptyKnownHosts, '');
+    const otherKey = join(sandbox.dir, 'other_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', otherKey]);
+    const changedKnownHosts = join(sandbox.dir, 'known_hosts.changed');
+    const ssh = services().ssh;
+    const otherPublic = (await readFile(`${otherKey}.pub`, 'utf8')).split(' ').slice(0, 2).join(' ');
+    await writeFile(changedKnownHosts, `[${ssh.host}]:${ssh.port} ${otherPublic}\n`);
+    const wrongSecret = join(sandbox.dir, 'wrong.secret');
+    await writeFile(wrongSecret, 'not-the-secret\n', { mode: 0o600 });
+
+    const cases: { target: Record<string, unknown>; expect: RegExp }[] = [
+      {
+        target: sftpTarget('nas', { knownHosts: emptyKnownHosts }),
+        expect: /unknown|not in .*known_hosts|ssh-keyscan/i,
+      },
+      { target: sftpTarget('nas', { knownHosts: changedKnownHosts }), expect: /changed|does not match|mismatch/i },
+      { target: sftpTarget('nas', { identityFile: otherKey }), expect: /auth|key|refused|denied/i },
+      { target: s3Target('cloud', { bucket: uniqueName('missing') }), expect: /bucket/i },
+      {
+        target: s3Target('cloud', { secretAccessKeyFile: wrongSecret }),
+        expect: /credential|signature|denied|refused/i,
+      },
+    ];
+    for (const { target, expect } of cases) {
+      await sandbox.writeConfig({ sources: [{ name: 'app', type: 'files', paths: [source] }], targets: [target] });
+      const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+      assert.equal(result.code, 1, `${target.name}: ${result.stdout}`);
+      const report = jsonOf<Report>(result);
+      const messages = report.failures.map((f) => f.message).join('\n');
+      assert.match(messages, expect, `${JSON.stringify(target)} gives: ${messages}`);
+      assert.doesNotMatch(result.stdout + result.stderr, /not-the-secret|testing/, 'no secret in the output');
+    }
+  });
+
+  it('one target failing leaves the other set complete; optional decides between failure and warning', async () => {
+    const otherKey = join(sandbox.dir, 'bad_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', otherKey]);
+    for (const optional of [false, true]) {
+      const disk = join(sandbox.dir, `disk-${optional}`);
+      await mkdir(disk);
+      await sandbox.writeConfig({
+        sources: [{ name: 'app', type: 'files', paths: [source] }],
+        targets: [{ name: 'disk', type: 'local', path: disk }, sftpTarget('nas', { identityFile: otherKey, optional })],
+      });
+      const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+      const report = jsonOf<Report>(result);
+      assert.equal(result.code, optional ? 3 : 1, result.stdout);
+      assert.equal(report.status, optional ? 'warning' : 'failure');
+      assert.deepEqual(
+        report.targets.map((t) => [t.name, t.result]),
+        [
+          ['disk', 'committed'],
+          ['nas', 'failed'],
+        ],
+      );
+      const manifests = (await filesUnder(disk)).filter((f) => f.endsWith('manifest.json'));
+      assert.equal(manifests.length, 1, 'the local set is committed');
+    }
+  });
+});
+
+describe('a server dying mid-upload', () => {
+  let sandbox: Sandbox;
+  let source: string;
+  let priv: PrivateServices | undefined;
+
+  before(async () => {
+    sandbox = await makeSandbox();
+    source = join(sandbox.dir, 'big');
+    await mkdir(source);
+    // Incompressible, so the upload takes long enough to be interrupted.
+    await writeFile(join(source, 'blob.bin'), randomBytes(64 * 1024 * 1024));
+  });
+  after(async () => {
+    await priv?.stop();
+    await sandbox.cleanup();
+  });
+
+  it('sshd killed mid-upload: exit 1, no manifest there; the next run succeeds and removes the leftovers', async () => {
+    priv = await privateServices(['ssh']);
+    const ssh = priv.services.ssh;
+    assert.ok(ssh);
+    const dir = uniqueName('kill');
+    const remoteRoot = join(ssh.home, dir);
+    execFileSync('install', ['-d', '-m', '700', '-o', ssh.user, '-g', ssh.user, remoteRoot]);
+    await sandbox.writeConfig({
+      sources: [{ name: 'big', type: 'files', paths: [source] }],
+      targets: [
+        {
+          name: 'nas',
+          type: 'sftp',
+          host: ssh.host,
+          port: ssh.port,
+          user: ssh.user,
+          identityFile: ssh.identityFile,
+          knownHosts: ssh.knownHosts,
+          path: dir,
+        },
+      ],
+    });
+    const run = startCli(['--config', sandbox.configPath, 'backup', '--json']);
+    await waitFor('the upload to start', async () => (await filesUnder(remoteRoot)).some((f) => f.includes('.tmp-')));
+    await priv.kill('ssh');
+    const result = await run.done;
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.ok(!(await filesUnder(remoteRoot)).some((f) => f.endsWith('manifest.json')), 'no manifest on the NAS');
+
+    await priv.restart('ssh');
+    const next = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+    assert.equal(next.code, 0, next.stdout + next.stderr);
+    const report = jsonOf<Report>(next);
+    const files = await filesUnder(remoteRoot);
+    assert.ok(
+      files.every((f) => !f.includes('.tmp-')),
+      `temporaries are gone: ${files.join(', ')}`,
+    );
+    assert.ok(
+      files.every((f) => f === 'demo/backproof.json' || f.includes(report.setId)),
+      `only the new set: ${files.join(', ')}`,
+    );
+    await priv.stop();
+    priv = undefined;
+  });
+
+  it('S3 server stopped mid-multipart: exit 1, no manifest; the next run succeeds and aborts the unfinished upload', async () => {
+    priv = await privateServices(['s3']);
+    const s3 = priv.services.s3;
+    assert.ok(s3);
+    const client = s3Client(s3);
+    const bucket = uniqueName('kill');
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    const secretFile = join(sandbox.dir, 'priv.secret');
+    await writeFile(secretFile, s3.secretAccessKey, { mode: 0o600 });
+    await sandbox.writeConfig({
+      sources: [{ name: 'big', type: 'files', paths: [source] }],
+      targets: [
+        {
+          name: 'cloud',
+          type: 's3',
+          endpoint: s3.endpoint,
+          region: s3.region,
+          bucket,
+          forcePathStyle: true,
+          accessKeyId: s3.accessKeyId,
+          secretAccessKeyFile: secretFile,
+          partSize: '8MiB',
+        },
+      ],
+    });
+    const uploads = async () => (await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [];
+    const run = startCli(['--config', sandbox.configPath, 'backup', '--json']);
+    await waitFor('a multipart upload to start', async () => (await uploads()).length > 0);
+    await priv.kill('s3');
+    const result = await run.done;
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+
+    await priv.restart('s3');
+    const left = await uploads();
+    assert.ok(left.length > 0, 'the killed run left an unfinished multipart upload');
+    assert.ok(!(await s3Keys(client, bucket)).some((k) => k.endsWith('manifest.json')), 'no manifest');
+    const next = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+    assert.equal(next.code, 0, next.stdout + next.stderr);
+    assert.deepEqual(await uploads(), [], 'unfinished uploads were aborted');
+    const report = jsonOf<Report>(next);
+    const keys = await s3Keys(client, bucket);
+    assert.ok(
+      keys.every((k) => k === 'demo/backproof.json' || k.includes(report.setId)),
+      `only the new set: ${keys.join(', ')}`,
+    );
+    await emptyBucket(client, bucket);
+    await priv.stop();
+    priv = undefined;
+  });
+});
