@@ -766,8 +766,11 @@ export function createSftpTarget(config: SftpTargetConfig, tuning: SftpTargetTun
    * small probe file, written over SFTP, to the right value. That also proves that the shell sees the
    * same paths as SFTP (on some NAS it does not). Anything else: read objects back over SFTP.
    */
-  const probeHashing = async (s: Session, signal: AbortSignal): Promise<VerificationLevel> => {
-    const probe = posix.join(s.root, `.backproof-hash-probe.tmp-${randomBytes(4).toString('hex')}`);
+  const probeHashing = async (s: Session, besidePath: string, signal: AbortSignal): Promise<VerificationLevel> => {
+    // Beside the object being verified, with a temporary's name: inside a set directory (or directly
+    // under the job) where the core removes leftover temporaries, so a probe cut short by a crash is
+    // cleaned up by the next run instead of lying around on the NAS.
+    const probe = posix.join(posix.dirname(besidePath), `.hashprobe.tmp-${randomBytes(4).toString('hex')}`);
     const data = randomBytes(64);
     let handle: Buffer | undefined;
     try {
@@ -804,9 +807,9 @@ export function createSftpTarget(config: SftpTargetConfig, tuning: SftpTargetTun
     }
   };
 
-  const hashingOf = (s: Session, signal: AbortSignal): Promise<VerificationLevel> => {
+  const hashingOf = (s: Session, besidePath: string, signal: AbortSignal): Promise<VerificationLevel> => {
     if (!s.hashing) {
-      const probing = probeHashing(s, signal);
+      const probing = probeHashing(s, besidePath, signal);
       s.hashing = probing;
       // A probe cut short (connection lost, aborted) decided nothing: probe again next time.
       probing.catch(() => {
@@ -825,7 +828,7 @@ export function createSftpTarget(config: SftpTargetConfig, tuning: SftpTargetTun
       if ((info.mode & S_IFMT) !== S_IFREG) {
         throw Object.assign(new Error('not a regular file'), { code: STATUS.FAILURE });
       }
-      const level = await hashingOf(s, signal);
+      const level = await hashingOf(s, path, signal);
       if (level === 'remote-hash') {
         return { bytes: info.size, sha256: await remoteSha256(s, path, signal), level };
       }
