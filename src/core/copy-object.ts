@@ -8,7 +8,8 @@ import { type RetryPolicy, withRetries } from '../lib/retry.js';
 import { type Measured, MeasureStream } from '../pipeline/measure.js';
 import { tempKey } from '../set/layout.js';
 import type { Target } from '../targets/types.js';
-import { VerificationMismatch, type VerifiedObject, verifiedObject } from './evidence.js';
+import { VerificationMismatch, type VerifiedObject } from './evidence.js';
+import { proveAndPlace } from './prove.js';
 
 export interface CopyObjectInput {
   from: Target;
@@ -45,20 +46,7 @@ export async function copyVerifiedObject(input: CopyObjectInput): Promise<Verifi
         if (staged.bytes !== expected.bytes || staged.sha256 !== expected.sha256) {
           throw new VerificationMismatch(from.name, name, expected, staged);
         }
-        const actual = await to.verifyObject(written, { signal });
-        const proof = verifiedObject(
-          to.name,
-          name,
-          expected,
-          actual,
-          actual.level ?? to.capabilities.verification,
-          input.now().toISOString(),
-        );
-        if (written !== key) {
-          if (!to.rename) throw new Error(`target ${to.name} declares atomicRename but has no rename`);
-          await to.rename(written, key);
-        }
-        return proof;
+        return await proveAndPlace(to, written, key, name, expected, signal, input.now);
       } catch (error) {
         await to.remove(written).catch(() => {});
         throw error;

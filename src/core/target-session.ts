@@ -5,7 +5,8 @@ import { TargetError } from '../lib/errors.js';
 import { groupSets, manifestKey, ownerKey, setPrefix, TEMP_MARKER, tempKey } from '../set/layout.js';
 import { type Manifest, parseManifest, serializeManifest, sha256Of } from '../set/manifest.js';
 import type { Target } from '../targets/types.js';
-import { type CommittedSet, committedSet, type VerifiedObject, verifiedObject } from './evidence.js';
+import { type CommittedSet, committedSet, type VerifiedObject } from './evidence.js';
+import { proveAndPlace } from './prove.js';
 
 export interface OwnerRecord {
   format: 'backproof-owner/1';
@@ -56,17 +57,15 @@ export async function writeSmallObject(
   const written = target.capabilities.atomicRename ? tempKey(key) : key;
   try {
     await target.put(written, Readable.from([bytes]), { signal });
-    const actual = await target.verifyObject(written, { signal });
-    const proof = verifiedObject(
-      target.name,
+    return await proveAndPlace(
+      target,
+      written,
+      key,
       name,
       { bytes: bytes.length, sha256: sha256Of(bytes) },
-      actual,
-      actual.level ?? target.capabilities.verification,
-      now().toISOString(),
+      signal,
+      now,
     );
-    if (written !== key) await target.rename?.(written, key);
-    return proof;
   } catch (error) {
     if (written !== key) await target.remove(written).catch(() => {});
     throw error;

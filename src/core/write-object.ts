@@ -9,7 +9,8 @@ import { fanOut } from '../pipeline/fanout.js';
 import { type Measured, MeasureStream } from '../pipeline/measure.js';
 import { tempKey } from '../set/layout.js';
 import type { Target } from '../targets/types.js';
-import { type VerifiedObject, verifiedObject } from './evidence.js';
+import type { VerifiedObject } from './evidence.js';
+import { proveAndPlace } from './prove.js';
 
 export interface ObjectWrite {
   /** Unset when every target failed before the stream ended (nothing to measure). */
@@ -97,19 +98,7 @@ export async function writeObject(options: WriteObjectInput): Promise<ObjectWrit
         return;
       }
       try {
-        const actual = await target.verifyObject(written, { signal });
-        const proof = verifiedObject(
-          target.name,
-          name,
-          storedMeasured,
-          actual,
-          actual.level ?? target.capabilities.verification,
-          options.now().toISOString(),
-        );
-        if (written !== key) {
-          if (!target.rename) throw new Error(`target ${target.name} declares atomicRename but has no rename`);
-          await target.rename(written, key);
-        }
+        const proof = await proveAndPlace(target, written, key, name, storedMeasured, signal, options.now);
         results.set(target.name, { ok: true, proof });
       } catch (error) {
         results.set(target.name, { ok: false, error });

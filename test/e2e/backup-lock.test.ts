@@ -4,27 +4,8 @@ import { existsSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { jsonOf, makeSandbox, runCli, type Sandbox, startCli } from '../helpers/cli.js';
-
-/** Every key under the target, relative, sorted. */
-async function targetFiles(root: string): Promise<string[]> {
-  if (!existsSync(root)) return [];
-  const entries = await readdir(root, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => !e.isDirectory())
-    .map((e) => join(e.parentPath ?? (e as unknown as { path: string }).path, e.name).slice(root.length + 1))
-    .sort();
-}
-
-async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import { filesUnder, waitFor } from '../helpers/files.js';
 
 describe('lock, signals and hung runs', () => {
   let sandbox: Sandbox;
@@ -51,7 +32,7 @@ describe('lock, signals and hung runs', () => {
   });
 
   const writingStarted = async () =>
-    (await targetFiles(sandbox.targetDir)).some((f) => f.includes('.tmp-') && f.includes('slow.bin'));
+    (await filesUnder(sandbox.targetDir)).some((f) => f.includes('.tmp-') && f.includes('slow.bin'));
 
   it('lets exactly one of two runs started together proceed; the other exits 75 naming the holder', async () => {
     await writeFile(delayFile, '2');
@@ -71,7 +52,7 @@ describe('lock, signals and hung runs', () => {
     await waitFor('the first run to write', writingStarted);
     killed.child.kill('SIGKILL');
     await killed.done;
-    const leftovers = await targetFiles(sandbox.targetDir);
+    const leftovers = await filesUnder(sandbox.targetDir);
     assert.ok(
       leftovers.some((f) => f.includes('.tmp-')),
       'the killed run left a temporary object behind',
@@ -90,7 +71,7 @@ describe('lock, signals and hung runs', () => {
       report.steps.some((s) => s.name === 'abandoned-runs'),
       'the killed run is recorded as never finished',
     );
-    const files = await targetFiles(sandbox.targetDir);
+    const files = await filesUnder(sandbox.targetDir);
     assert.ok(
       files.every((f) => !f.includes('.tmp-')),
       `no temporaries left: ${files.join(', ')}`,
@@ -111,7 +92,7 @@ describe('lock, signals and hung runs', () => {
     const result = await run.done;
     assert.equal(result.code, 130, result.stderr);
     assert.match(result.stderr, /SIGTERM/);
-    assert.deepEqual(await targetFiles(sandbox.targetDir), ['demo/backproof.json']);
+    assert.deepEqual(await filesUnder(sandbox.targetDir), ['demo/backproof.json']);
     assert.ok(
       !existsSync(join(sandbox.stateDir, 'tmp', 'demo')) ||
         (await readdir(join(sandbox.stateDir, 'tmp', 'demo'))).length === 0,
@@ -141,6 +122,6 @@ describe('lock, signals and hung runs', () => {
     const report = jsonOf<{ status: string; failures: { message: string }[] }>(result);
     assert.equal(report.status, 'failure');
     assert.match(report.failures.map((f) => f.message).join('\n'), /stallTimeout/);
-    assert.deepEqual(await targetFiles(sandbox.targetDir), ['demo/backproof.json']);
+    assert.deepEqual(await filesUnder(sandbox.targetDir), ['demo/backproof.json']);
   });
 });

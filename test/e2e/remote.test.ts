@@ -4,11 +4,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
@@ -20,6 +18,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { jsonOf, makeSandbox, runCli, type Sandbox, startCli } from '../helpers/cli.js';
 import { compareTrees } from '../helpers/compare.js';
+import { filesUnder, waitFor } from '../helpers/files.js';
 import { type PrivateServices, privateServices, type S3Service, services, uniqueName } from '../helpers/services.js';
 
 process.env.AWS_EC2_METADATA_DISABLED = 'true';
@@ -59,25 +58,6 @@ async function emptyBucket(client: S3Client, bucket: string): Promise<void> {
   for (const key of await s3Keys(client, bucket))
     await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
-}
-
-/** Files under a local directory, relative, sorted. */
-async function filesUnder(root: string): Promise<string[]> {
-  if (!existsSync(root)) return [];
-  const entries = await readdir(root, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => !e.isDirectory())
-    .map((e) => join(e.parentPath ?? (e as unknown as { path: string }).path, e.name).slice(root.length + 1))
-    .sort();
-}
-
-async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Extracts a files component's tar (stored compressed at `object`) into `into` with plain zstd and tar. */
