@@ -633,7 +633,8 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     durationMs: finishedAt.getTime() - startedAt.getTime(),
-    bytes: committed.length > 0 ? setBytes.bytes : 0,
+    // Every object of the set (data and indexes), as `list` counts it; the manifest aside.
+    bytes: committed.length > 0 ? produced.reduce((sum, o) => sum + o.stored.bytes, 0) : 0,
     rawBytes: setBytes.rawBytes,
     components,
     targets: [...targetReports.values()],
@@ -661,14 +662,10 @@ function withHead(head: ChainHead | null | undefined): Manifest['previous'] {
 class PreflightFailed extends Error {}
 class ComponentsFailed extends Error {}
 
-function componentsBytes(components: readonly ComponentReport[]): { bytes: number; rawBytes: number } {
-  let bytes = 0;
+function componentsBytes(components: readonly ComponentReport[]): { rawBytes: number } {
   let rawBytes = 0;
-  for (const c of components) {
-    bytes += c.bytes;
-    rawBytes += c.rawBytes;
-  }
-  return { bytes, rawBytes };
+  for (const c of components) rawBytes += c.rawBytes;
+  return { rawBytes };
 }
 
 function errorEvidence(error: unknown): Record<string, unknown> | undefined {

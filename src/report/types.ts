@@ -78,7 +78,7 @@ export interface BackupReport {
   startedAt: string;
   finishedAt: string;
   durationMs: number;
-  /** Stored bytes of the set (one target's copy). */
+  /** Stored bytes of the set's objects, data and indexes (one target's copy; the manifest aside). */
   bytes: number;
   rawBytes: number;
   components: ComponentReport[];
