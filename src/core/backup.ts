@@ -8,6 +8,7 @@ import type { JobConfig } from '../config/schema.js';
 import { InterruptedError, messageOf, SourceError } from '../lib/errors.js';
 import { ExitCode, exitCodeForStatus } from '../lib/exit-codes.js';
 import { acquireJobLock, type JobLock } from '../lib/lock.js';
+import type { Logger } from '../lib/log.js';
 import { redact } from '../lib/redact.js';
 import { formatBytes, formatDuration } from '../lib/units.js';
 import { compressedSuffix, compressionToolVersion } from '../pipeline/compress.js';
@@ -98,7 +99,25 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
   });
 
   const sources = input.sources ?? config.sources.map((s) => createSource(s, config));
-  const allTargets = input.targets ?? config.targets.map(createTarget);
+  // What drivers say during the run reaches the report: a pinned host key is a warning (a human
+  // should compare its fingerprint with the server's), notes are steps.
+  const targetLog: Logger = {
+    debug: () => {},
+    info: (message) => steps.record({ name: 'target-note', status: 'ok', message }),
+    warn: (message, fields) => {
+      const text =
+        typeof fields?.fingerprint === 'string'
+          ? `${message} (${fields.fingerprint}): check it against the server's own fingerprint`
+          : message;
+      warnings.push(text);
+      steps.record({ name: 'target-note', status: 'warning', message: text });
+    },
+    error: (message) => {
+      warnings.push(message);
+      steps.record({ name: 'target-note', status: 'warning', message });
+    },
+  };
+  const allTargets = input.targets ?? config.targets.map((t) => createTarget(t, { log: targetLog }));
   const scratchDir = join(config.stateDir, 'tmp', config.job);
   const failures: Failure[] = [];
   const optionalFailures: Failure[] = [];
@@ -820,7 +839,7 @@ export async function planBackup(input: BackupInput): Promise<PlanReport> {
   const now = () => input.clock.now();
   const steps = new StepLog(input.reporter, now);
   const sources = input.sources ?? config.sources.map((s) => createSource(s, config));
-  const targets = input.targets ?? config.targets.map(createTarget);
+  const targets = input.targets ?? config.targets.map((t) => createTarget(t));
   const state = existsSync(join(config.stateDir, 'state.db')) ? openStateDb(config.stateDir) : undefined;
   const failures: Failure[] = [];
   const live = new Map<string, Target>();

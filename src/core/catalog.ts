@@ -32,7 +32,7 @@ export interface TargetCatalog {
 }
 
 export function selectTargets(config: JobConfig, name: string | undefined, injected?: Target[]): Target[] {
-  const all = injected ?? config.targets.map(createTarget);
+  const all = injected ?? config.targets.map((t) => createTarget(t));
   if (name === undefined) return all;
   const chosen = all.filter((t) => t.name === name);
   if (chosen.length === 0) {

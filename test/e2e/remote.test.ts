@@ -278,6 +278,21 @@ describe('remote targets through the CLI', () => {
     }
   });
 
+  it('acceptNewHostKey pins a first-seen host key, says so with its fingerprint (exit 3), then trusts it', async () => {
+    const pinned = join(sandbox.dir, 'known_hosts.pinned');
+    await sandbox.writeConfig({
+      sources: [{ name: 'app', type: 'files', paths: [source] }],
+      targets: [sftpTarget('pinned', { knownHosts: pinned, acceptNewHostKey: true })],
+    });
+    const first = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+    assert.equal(first.code, 3, first.stdout);
+    const report = jsonOf<Report>(first);
+    assert.match(report.warnings.join('\n'), /pinned the host key .*SHA256:/);
+    assert.match(await readFile(pinned, 'utf8'), /ssh-ed25519 /);
+    const second = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+    assert.equal(second.code, 0, second.stdout);
+  });
+
   it('one target failing leaves the other set complete; optional decides between failure and warning', async () => {
     const otherKey = join(sandbox.dir, 'bad_key');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', otherKey]);
