@@ -17,11 +17,12 @@ export const backupCommand: Command = {
     'take-over': { type: 'boolean' },
   },
   async run(args, io) {
-    const { config } = await loadConfig(resolveConfigPath(args.config, io.env, io.cwd));
+    const { config, raw } = await loadConfig(resolveConfigPath(args.config, io.env, io.cwd));
     // With --json the reporter stays quiet: stdout carries one document, stderr stays free for errors.
     const reporter = args.json ? silentReporter : createTextReporter(io.stderr);
     const input = {
       config,
+      configText: raw,
       takeOver: args.values['take-over'] === true,
       log: silentLogger,
       reporter,

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { redactConfigText } from '../config/redact-config.js';
 import type { JobConfig } from '../config/schema.js';
 import { InterruptedError, messageOf, SourceError } from '../lib/errors.js';
 import { ExitCode, exitCodeForStatus } from '../lib/exit-codes.js';
@@ -16,6 +17,7 @@ import type { Measured } from '../pipeline/measure.js';
 import type { BackupReport, ComponentReport, PlanReport, TargetReport } from '../report/types.js';
 import { isObjectName, newSetId, objectKey } from '../set/layout.js';
 import { MANIFEST_FORMAT, type Manifest } from '../set/manifest.js';
+import { renderRunbook } from '../set/runbook.js';
 import { createSource } from '../sources/index.js';
 import type { ComponentFacts, ComponentStream, Source, SourceContext } from '../sources/types.js';
 import { openStateDb, type StateDb } from '../state/store.js';
@@ -35,12 +37,19 @@ import {
   discardSet,
   listCommittedSets,
   removeIncompleteSets,
+  writeSmallObject,
 } from './target-session.js';
+
+const RUNBOOK_NAME = 'RUNBOOK.md';
+const CONFIG_NAME = 'config.redacted.yml';
+
 import { startWatchdog } from './watchdog.js';
 import { writeObject } from './write-object.js';
 
 export interface BackupInput extends CoreContext {
   config: JobConfig;
+  /** The config file's text: stored in every set as config.redacted.yml (secrets redacted). */
+  configText?: string;
   /** Rewrite another host's owner file on the targets (this server replaces that one). */
   takeOver: boolean;
   /** Tests may inject drivers (e.g. a fault-injecting target); normally built from the config. */
@@ -534,6 +543,19 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
       watchdog.streaming(false);
     }
     const finishedAt = now().toISOString();
+    const writeSetFile = async (target: Target, name: string, bytes: Buffer): Promise<VerifiedObject> => {
+      const proof = await writeSmallObject(target, objectKey(config.job, setId, name), name, bytes, signal, now);
+      state.recordObjectVerification(runId, {
+        target: target.name,
+        setId,
+        object: name,
+        bytes: proof.bytes,
+        sha256: proof.sha256,
+        level: proof.level,
+        verifiedAt: proof.verifiedAt,
+      });
+      return proof;
+    };
     for (const target of [...live.values()]) {
       const began = now();
       const objects = proofs.get(target.name) ?? [];
@@ -559,6 +581,16 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
         previous: withHead(chainHeads.get(target.name)),
       };
       try {
+        // The set explains itself: the config it was made with (secrets redacted) and the plain-tool
+        // restore steps for exactly these objects, both verified like any object, both in objects[].
+        if (input.configText !== undefined) {
+          const redacted = Buffer.from(redactConfigText(input.configText), 'utf8');
+          objects.push(await writeSetFile(target, CONFIG_NAME, redacted));
+          manifest.objects = objects.map((o) => ({ name: o.name, bytes: o.bytes, sha256: o.sha256 }));
+        }
+        const runbook = Buffer.from(renderRunbook(manifest, { targetDescription: target.describe() }), 'utf8');
+        objects.push(await writeSetFile(target, RUNBOOK_NAME, runbook));
+        manifest.objects = objects.map((o) => ({ name: o.name, bytes: o.bytes, sha256: o.sha256 }));
         const set = await commitManifest(target, manifest, objects, signal, now);
         committed.push(set);
         state.setChainHead(config.job, target.name, {
@@ -652,8 +684,8 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     durationMs: finishedAt.getTime() - startedAt.getTime(),
-    // Every object of the set (data and indexes), as `list` counts it; the manifest aside.
-    bytes: committed.length > 0 ? produced.reduce((sum, o) => sum + o.stored.bytes, 0) : 0,
+    // Every object of the set (data, indexes, config, runbook), as `list` counts it; the manifest aside.
+    bytes: (committed[0]?.objects ?? []).filter((o) => o.name !== 'manifest.json').reduce((sum, o) => sum + o.bytes, 0),
     rawBytes: setBytes.rawBytes,
     components,
     targets: [...targetReports.values()],

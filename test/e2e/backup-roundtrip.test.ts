@@ -68,7 +68,19 @@ describe('backup round trip through plain tools', () => {
     assert.ok(setDir.endsWith(report.setId), `set directory ${setDir} is named after the set`);
     const manifest = JSON.parse(await readFile(join(setDir, 'manifest.json'), 'utf8'));
     assert.equal(manifest.format, 'backproof/1');
-    assert.deepEqual((await readdir(setDir)).sort(), ['app.index.jsonl.zst', 'app.tar.zst', 'manifest.json']);
+    assert.deepEqual((await readdir(setDir)).sort(), [
+      'RUNBOOK.md',
+      'app.index.jsonl.zst',
+      'app.tar.zst',
+      'config.redacted.yml',
+      'manifest.json',
+    ]);
+    // The set explains itself: its runbook names every object with its hash; its config is the one used.
+    const runbook = await readFile(join(setDir, 'RUNBOOK.md'), 'utf8');
+    for (const object of manifest.objects.filter((o: { name: string }) => o.name !== 'RUNBOOK.md')) {
+      assert.ok(runbook.includes(`${object.sha256}  ${object.name}`), `RUNBOOK.md lists ${object.name}`);
+    }
+    assert.match(await readFile(join(setDir, 'config.redacted.yml'), 'utf8'), /job: demo/);
 
     // Every object's size and SHA-256 in the manifest match the bytes on disk (sha256sum, not our code).
     for (const object of manifest.objects) {

@@ -156,6 +156,8 @@ describe('system source end to end', () => {
 
     const setDir = setDirOf(sandbox.targetDir);
     assert.deepEqual((await readdir(setDir)).sort(), [
+      'RUNBOOK.md',
+      'config.redacted.yml',
       'manifest.json',
       'system.index.jsonl.zst',
       'system.packages.txt.zst',
@@ -262,7 +264,13 @@ describe('system source end to end', () => {
       assert.match(warnings, new RegExp(`system: nothing to capture under ${empty}: `));
       assert.match(warnings, /system: no .*var\/lib\/dpkg\/status \(not a Debian system\?\)/);
       const setDir = setDirOf(sandbox2.targetDir);
-      assert.deepEqual((await readdir(setDir)).sort(), ['manifest.json', 'system.index.jsonl.zst', 'system.tar.zst']);
+      assert.deepEqual((await readdir(setDir)).sort(), [
+        'RUNBOOK.md',
+        'config.redacted.yml',
+        'manifest.json',
+        'system.index.jsonl.zst',
+        'system.tar.zst',
+      ]);
       assert.deepEqual(tarNames(join(setDir, 'system.tar.zst')), []);
     } finally {
       await sandbox2.cleanup();
