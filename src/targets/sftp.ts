@@ -755,7 +755,9 @@ export function createSftpTarget(config: SftpTargetConfig, tuning: SftpTargetTun
       throw new TargetError(
         name,
         `sha256sum of ${path} on ${hostPort} ${how}${said ? `: ${JSON.stringify(said)}` : ' and printed no hash'}; the object is not proven`,
-        { permanent: true },
+        // An answer cut short (no exit status, as a loaded server sometimes closes the channel) may be
+        // asked again; a wrong or refused answer may not.
+        { permanent: result.exitCode !== undefined || result.exitSignal !== undefined },
       );
     }
     return hash;
