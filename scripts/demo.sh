@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: a small web app (files + a live SQLite database + a command's output) backed up to a
-# local target, then `list` and `status`. Needs no servers. Everything lives in $BACKPROOF_DEMO_DIR.
+# local target, then `list`, `verify`, `drill`, `restore` and `status`. Needs no servers. Everything lives in $BACKPROOF_DEMO_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 demo=${BACKPROOF_DEMO_DIR:-${TMPDIR:-/tmp}/backproof-demo}
@@ -43,6 +43,16 @@ $cli backup
 echo
 echo "== backproof list"
 $cli list
+echo
+echo "== backproof verify --set all   (re-hash every object, check the hash chain)"
+$cli verify --set all
+echo
+echo "== backproof drill   (restore into a sandbox, compare every file with the index, check the SQLite rows, time it)"
+$cli drill
+echo
+echo "== backproof restore --set latest --to $demo/restored"
+rm -rf "$demo/restored"
+$cli restore --set latest --to "$demo/restored"
 echo
 echo "== backproof status"
 $cli status

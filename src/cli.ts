@@ -3,15 +3,28 @@
 import { parseArgs } from 'node:util';
 import { backupCommand } from './commands/backup.js';
 import { configCommand } from './commands/config.js';
+import { drillCommand } from './commands/drill.js';
 import { listCommand } from './commands/list.js';
+import { restoreCommand } from './commands/restore.js';
+import { runbookCommand } from './commands/runbook.js';
 import { statusCommand } from './commands/status.js';
 import type { Command, CommandIO } from './commands/types.js';
-import { ConfigError, InterruptedError, LockedError, messageOf, UsageError } from './lib/errors.js';
+import { verifyCommand } from './commands/verify.js';
+import { ConfigError, InterruptedError, isExplainedError, LockedError, messageOf, UsageError } from './lib/errors.js';
 import { ExitCode, exitCodeForError } from './lib/exit-codes.js';
 import { redact } from './lib/redact.js';
 import { VERSION } from './version.js';
 
-const COMMANDS: readonly Command[] = [backupCommand, listCommand, statusCommand, configCommand];
+const COMMANDS: readonly Command[] = [
+  backupCommand,
+  listCommand,
+  statusCommand,
+  restoreCommand,
+  drillCommand,
+  verifyCommand,
+  runbookCommand,
+  configCommand,
+];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -105,7 +118,8 @@ function report(error: unknown, exitCode: number, json: boolean, io: CommandIO):
     error instanceof ConfigError ||
     error instanceof UsageError ||
     error instanceof LockedError ||
-    error instanceof InterruptedError;
+    error instanceof InterruptedError ||
+    isExplainedError(error);
   if (json) {
     const document: Record<string, unknown> = {
       error: { type: (error as Error)?.name ?? 'Error', message: messageOf(error) },

@@ -1,4 +1,5 @@
 // Helpers every command uses to speak: one JSON document on stdout with --json, text otherwise.
+import type { Logger } from '../lib/log.js';
 import { redact } from '../lib/redact.js';
 import type { CommandIO } from './types.js';
 
@@ -17,4 +18,17 @@ export function displayTime(iso: string): string {
   if (Number.isNaN(date.getTime())) return iso;
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+/** Progress and warnings for humans on stderr (redacted); `quiet` (--json) keeps only warnings and errors. */
+export function stderrLogger(io: CommandIO, quiet: boolean): Logger {
+  const line = (prefix: string, message: string) => io.stderr.write(redact(`${prefix}${message}\n`));
+  return {
+    debug() {},
+    info: (message) => {
+      if (!quiet) line('', message);
+    },
+    warn: (message) => line('warning: ', message),
+    error: (message) => line('error: ', message),
+  };
 }

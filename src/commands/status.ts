@@ -6,7 +6,7 @@ import { readCatalog, selectTargets } from '../core/catalog.js';
 import { ExitCode } from '../lib/exit-codes.js';
 import { inspectJobLock } from '../lib/lock.js';
 import { formatDuration } from '../lib/units.js';
-import { jobHealthy, judgeTargetHealth } from '../policy/health.js';
+import { type DrillHealthInput, jobHealthy, judgeDrill, judgeTargetHealth } from '../policy/health.js';
 import { openStateDb } from '../state/store.js';
 import { displayTime, writeJson, writeLines } from './output.js';
 import type { Command } from './types.js';
@@ -44,6 +44,7 @@ export const statusCommand: Command = {
       exitCode: number | null;
     } | null = null;
     let unfinished: { id: number; startedAt: string; pid: number; host: string }[] = [];
+    let lastDrill: DrillHealthInput | undefined;
     if (existsSync(join(config.stateDir, 'state.db'))) {
       const state = openStateDb(config.stateDir);
       try {
@@ -52,8 +53,18 @@ export const statusCommand: Command = {
             verification.set(t.target, weakestLevel(state.objectVerifications(config.job, t.target, t.newestSetId)));
           }
         }
-        const runs = state.listRuns(config.job, 50);
-        const first = runs[0];
+        const runs = state.listRuns(config.job, 200);
+        const drillRun = runs.find((r) => r.command === 'drill' && !(lock.held && lock.holder?.pid === r.pid));
+        if (drillRun) {
+          const report = state.getRun(drillRun.id)?.report as { setId?: unknown; rtoMs?: unknown } | null;
+          lastDrill = {
+            at: drillRun.startedAt,
+            status: drillRun.status,
+            setId: typeof report?.setId === 'string' ? report.setId : null,
+            rtoMs: typeof report?.rtoMs === 'number' ? report.rtoMs : null,
+          };
+        }
+        const first = runs.find((r) => r.command === 'backup');
         if (first)
           lastRun = {
             id: first.id,
@@ -69,7 +80,8 @@ export const statusCommand: Command = {
         state.close();
       }
     }
-    const healthy = jobHealthy(targets);
+    const drill = judgeDrill(lastDrill, config.objectives?.rto);
+    const healthy = jobHealthy(targets) && drill.healthy;
     const exitCode = healthy ? ExitCode.success : ExitCode.failure;
     if (args.json) {
       writeJson(io, {
@@ -77,6 +89,7 @@ export const statusCommand: Command = {
         healthy,
         targets: targets.map((t) => ({ ...t, verification: verification.get(t.target) ?? null })),
         lastRun,
+        lastDrill: drill.last ? { ...drill.last, healthy: drill.healthy, problem: drill.problem } : null,
         running: lock.held ? (lock.holder ?? null) : null,
         unfinishedRuns: unfinished,
       });
@@ -103,6 +116,20 @@ export const statusCommand: Command = {
       lines.push(
         `  last run #${lastRun.id}: ${lastRun.status ?? 'unfinished'}, started ${displayTime(lastRun.startedAt)}`,
       );
+    }
+    if (drill.last) {
+      const rto =
+        drill.last.rtoMs === null
+          ? ''
+          : `, measured RTO ${formatDuration(drill.last.rtoMs)}${
+              drill.last.rtoObjectiveMs === null ? '' : ` (objective ${formatDuration(drill.last.rtoObjectiveMs)})`
+            }`;
+      lines.push(
+        `  ${drill.healthy ? '✓' : '✗'} last drill ${displayTime(drill.last.at)}: ${drill.last.status ?? 'unfinished'}` +
+          `${drill.last.setId ? ` of set ${drill.last.setId}` : ''}${rto}${drill.problem ? `; ${drill.problem}` : ''}`,
+      );
+    } else if (config.drill) {
+      lines.push('  ! no drill has run yet: run `backproof drill` to prove a set restores');
     }
     for (const run of unfinished.slice(0, 5)) {
       lines.push(

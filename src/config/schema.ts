@@ -400,6 +400,52 @@ const checksSchema = z.strictObject({
   maxDuration: duration().prefault('6h').describe('Fail the run when it takes longer than this (default: 6h)'),
 });
 
+// ---------------------------------------------------------------------------------------------
+// Drills
+
+function drillServerSchema(kind: 'mariadb' | 'postgres', defaultPort: number) {
+  return z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1').describe('Server host name or address (default: 127.0.0.1)'),
+      port: port(defaultPort),
+      socket: localPath('Unix socket of the server; when set, host and port are not used').optional(),
+      user: z
+        .string()
+        .min(1)
+        .describe(
+          kind === 'mariadb'
+            ? 'Account the drill uses; needs CREATE, DROP and ALL on backproof\\_drill\\_% databases'
+            : 'Role the drill uses; needs CREATEDB (it creates and drops backproof_drill_* databases)',
+        ),
+      ...passwordKeys,
+    })
+    .describe(`The ${kind} server drills load ${kind} components into (a scratch database, dropped afterwards)`);
+}
+
+const drillAssertionSchema = z
+  .strictObject({
+    component: z.string().min(1).describe('Database component the query runs in, e.g. main.app'),
+    sql: z.string().min(1).describe('A query returning one value, e.g. SELECT count(*) FROM users'),
+    min: z.number().optional().describe('The value must be at least this'),
+    max: z.number().optional().describe('The value must be at most this'),
+    equals: z.union([z.string(), z.number()]).optional().describe('The value must equal this'),
+  })
+  .refine((a) => a.min !== undefined || a.max !== undefined || a.equals !== undefined, {
+    error: 'says nothing to check; give min, max or equals',
+  })
+  .describe('A check on the restored data');
+
+const drillSchema = z
+  .strictObject({
+    mariadb: drillServerSchema('mariadb', 3306).optional(),
+    postgres: drillServerSchema('postgres', 5432).optional(),
+    workDir: localPath(
+      'Where the drill fetches and extracts sets (default: <stateDir>/drill); needs room for the largest set',
+    ).optional(),
+    assertions: z.array(drillAssertionSchema).default([]).describe('SQL checks run on the restored databases'),
+  })
+  .describe('Restore drills: where database components are loaded to prove they restore');
+
 const jobObjectSchema = z
   .strictObject({
     job: z
@@ -440,6 +486,7 @@ const jobObjectSchema = z
       ),
     compression: compressionSchema.prefault({}).describe('How components are compressed (default: zstd level 3)'),
     checks: checksSchema.prefault({}).describe('Preflight free-space floor and the timeouts that fail a hung run'),
+    drill: drillSchema.optional(),
   })
   .describe('A backproof job: what to back up, where to, and what counts as healthy');
 
@@ -461,6 +508,8 @@ export type SftpTargetConfig = z.output<typeof sftpTargetSchema>;
 export type S3TargetConfig = z.output<typeof s3TargetSchema>;
 export type TargetConfig = z.output<typeof targetSchema>;
 export type JobConfig = z.output<typeof jobConfigSchema>;
+export type DrillConfig = z.output<typeof drillSchema>;
+export type DrillServerConfig = NonNullable<DrillConfig['mariadb']>;
 
 /** The JSON Schema of the config file as written (units as strings), for editors and `config schema`. */
 export function configJsonSchema(): object {

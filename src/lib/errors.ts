@@ -101,6 +101,26 @@ export class TimeoutError extends Error {
   override readonly name = 'TimeoutError';
 }
 
+/**
+ * A command could not do its job for a reason its message explains (a set that is not there, a
+ * damaged object, a database that refused a load): exit 1, shown without a stack trace.
+ */
+export class OperationError extends Error {
+  override name = 'OperationError';
+}
+
+/** Errors whose message is the whole story: the CLI prints them without a stack. */
+export function isExplainedError(error: unknown): boolean {
+  return (
+    error instanceof OperationError ||
+    error instanceof TargetError ||
+    error instanceof SourceError ||
+    error instanceof CommandError ||
+    error instanceof TimeoutError ||
+    (error instanceof Error && error.name === 'SecretError')
+  );
+}
+
 /** The message of anything thrown, without a stack. */
 export function messageOf(error: unknown): string {
   if (error instanceof Error) return error.message;

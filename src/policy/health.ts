@@ -51,3 +51,37 @@ export function judgeTargetHealth(input: TargetHealthInput, nowMs: number, rpoMs
 export function jobHealthy(targets: readonly TargetHealth[]): boolean {
   return targets.every((t) => t.healthy || t.optional);
 }
+
+export interface DrillHealthInput {
+  at: string;
+  status: 'success' | 'warning' | 'failure' | 'abandoned' | null;
+  setId: string | null;
+  rtoMs: number | null;
+}
+
+export interface DrillHealth {
+  healthy: boolean;
+  last: (DrillHealthInput & { rtoObjectiveMs: number | null }) | null;
+  problem: string | null;
+}
+
+/**
+ * The last drill against the RTO objective. No drill yet is not unhealthy by itself (a job without
+ * drills configured is judged on its backups); a failed drill, or one over the RTO, is.
+ */
+export function judgeDrill(last: DrillHealthInput | undefined, rtoObjectiveMs: number | undefined): DrillHealth {
+  if (!last) return { healthy: true, last: null, problem: null };
+  const withObjective = { ...last, rtoObjectiveMs: rtoObjectiveMs ?? null };
+  if (last.status === 'failure' || last.status === 'abandoned' || last.status === null) {
+    const what = last.status === 'failure' ? 'failed' : 'never finished';
+    return {
+      healthy: false,
+      last: withObjective,
+      problem: `the last drill ${what}: run \`backproof drill\` and read what it reports`,
+    };
+  }
+  if (rtoObjectiveMs !== undefined && last.rtoMs !== null && last.rtoMs > rtoObjectiveMs) {
+    return { healthy: false, last: withObjective, problem: 'the last drill restored slower than objectives.rto' };
+  }
+  return { healthy: true, last: withObjective, problem: null };
+}

@@ -101,3 +101,14 @@ export function groupSets(job: string, keys: readonly string[]): SetListing[] {
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+/** `<job>/tombstones/`: prune leaves one tombstone here for every set it deletes. */
+export function tombstonePrefix(job: string): string {
+  return `${job}/tombstones/`;
+}
+
+/** `<job>/tombstones/<setId>.json` */
+export function tombstoneKey(job: string, setId: string): string {
+  if (!isSetId(setId)) throw new Error(`not a set id: ${JSON.stringify(setId)}`);
+  return `${tombstonePrefix(job)}${setId}.json`;
+}
