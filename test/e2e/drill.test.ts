@@ -5,12 +5,13 @@
 // right exit codes, and nothing is left on the drill servers.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { jsonOf, makeSandbox, runCli, type Sandbox, startCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/files.js';
+import { type RemoteTargets, remoteTargets } from '../helpers/remote-targets.js';
 import { mariadbAdmin, psqlAdmin, services, uniqueName } from '../helpers/services.js';
 
 interface DrillReport {
@@ -42,6 +43,7 @@ describe('drill and database restore through the CLI', () => {
   const drillRole = uniqueName('drl');
   const restored: { mariadb: string[]; postgres: string[] } = { mariadb: [], postgres: [] };
   let baseConfig: Record<string, unknown>;
+  let remote: RemoteTargets;
 
   const cli = (...args: string[]) => runCli(['--config', sandbox.configPath, ...args]);
 
@@ -86,7 +88,13 @@ describe('drill and database restore through the CLI', () => {
     await writeFile(drillPassword, `drill-pw-${drillRole}\n`, { mode: 0o600 });
     await chmod(drillPassword, 0o600);
 
+    remote = await remoteTargets(sandbox.dir, 'dr');
     baseConfig = {
+      targets: [
+        { name: 'disk', type: 'local', path: sandbox.targetDir },
+        remote.sftpTarget('nas'),
+        remote.s3Target('cloud'),
+      ],
       sources: [
         { name: 'app', type: 'files', paths: [app] },
         {
@@ -131,6 +139,7 @@ describe('drill and database restore through the CLI', () => {
       await psqlAdmin(`DROP DATABASE IF EXISTS ${ident(db)} WITH (FORCE)`).catch(() => {});
     }
     await psqlAdmin(`DROP ROLE IF EXISTS ${ident(owner)}; DROP ROLE IF EXISTS ${ident(drillRole)};`);
+    await remote?.cleanup();
     await sandbox.cleanup();
   });
 
@@ -203,22 +212,85 @@ describe('drill and database restore through the CLI', () => {
     }
   });
 
-  it('rows that differ from the manifest fail the drill, naming the table', async () => {
+  it('a dump tampered on the target with its hashes updated fails the drill, naming the table', async () => {
     const setDir = execFileSync('find', [sandbox.targetDir, '-type', 'd', '-name', setId], { encoding: 'utf8' }).trim();
     const manifestFile = join(setDir, 'manifest.json');
-    const original = await readFile(manifestFile, 'utf8');
-    const manifest = JSON.parse(original);
-    const component = manifest.components.find((c: { name: string }) => c.name === `shop.${mdb}`);
-    component.tables[`${mdb}.users`] = 1300;
+    const originalManifest = await readFile(manifestFile, 'utf8');
+    const manifest = JSON.parse(originalManifest);
+    const component = manifest.components.find((c: { name: string }) => c.name === `main.${pdb}`);
+    const objectFile = join(setDir, component.object);
+    const originalObject = await readFile(objectFile);
+    // One row of orders removed from its COPY block: a valid dump, one row short of what was backed up.
+    const sql = execFileSync('zstd', ['-q', '-d', '-c'], { input: originalObject }).toString('utf8');
+    const tampered = Buffer.from(sql.replace(/^700\t1050\.00\n/m, ''), 'utf8');
+    assert.notEqual(tampered.length, Buffer.byteLength(sql), 'the row was found and removed');
+    const stored = execFileSync('zstd', ['-q', '-c'], { input: tampered });
+    const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+    Object.assign(component, {
+      bytes: stored.length,
+      sha256: sha(stored),
+      rawBytes: tampered.length,
+      rawSha256: sha(tampered),
+    });
+    Object.assign(
+      manifest.objects.find((o: { name: string }) => o.name === component.object),
+      { bytes: stored.length, sha256: sha(stored) },
+    );
+    await chmod(objectFile, 0o644);
     await chmod(manifestFile, 0o644);
+    await writeFile(objectFile, stored);
     await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
     try {
-      const result = await cli('drill', '--json');
+      const result = await cli('drill', '--target', 'disk', '--json');
       const report = jsonOf<DrillReport>(result);
       assert.equal(result.code, 1, result.stderr);
-      assert.match(report.problems.join('\n'), new RegExp(`${mdb}\\.users: expected 1300, found 1200`));
+      assert.match(report.problems.join('\n'), /public\.orders: expected 700, found 699/);
     } finally {
-      await writeFile(manifestFile, original);
+      await writeFile(objectFile, originalObject);
+      await writeFile(manifestFile, originalManifest);
+    }
+  });
+
+  it('one flipped byte in an object fails the drill, naming the object; nothing is left behind', async () => {
+    const setDir = execFileSync('find', [sandbox.targetDir, '-type', 'd', '-name', setId], { encoding: 'utf8' }).trim();
+    const objectFile = join(setDir, 'app.tar.zst');
+    const original = await readFile(objectFile);
+    const damaged = Buffer.from(original);
+    damaged[100] = (damaged[100] ?? 0) ^ 0x01;
+    await chmod(objectFile, 0o644);
+    await writeFile(objectFile, damaged);
+    try {
+      const result = await cli('drill', '--target', 'disk', '--json');
+      const report = jsonOf<DrillReport>(result);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(report.problems.join('\n'), /^app: object: .*app\.tar\.zst/m);
+      assert.deepEqual(await leftovers(), []);
+      assert.deepEqual(await readdirSafe(join(sandbox.stateDir, 'drill')), []);
+    } finally {
+      await writeFile(objectFile, original);
+    }
+  });
+
+  for (const target of ['nas', 'cloud']) {
+    it(`drills from ${target} too: files and databases come back equal from every target kind`, async () => {
+      const result = await cli('drill', '--target', target, '--json');
+      const report = jsonOf<DrillReport>(result);
+      assert.equal(result.code, 0, `${result.stderr}\n${JSON.stringify(report.problems)}`);
+      assert.ok(report.components.every((c) => c.checks.every((k) => k.ok)));
+      assert.match(JSON.stringify(report.components), new RegExp(`from ${target}`));
+    });
+  }
+
+  it('works with the state directory deleted (a new server with only the config)', async () => {
+    const moved = `${sandbox.stateDir}.away`;
+    execFileSync('mv', [sandbox.stateDir, moved]);
+    try {
+      const result = await cli('drill', '--json');
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(jsonOf<DrillReport>(result).setId, setId);
+    } finally {
+      await rm(sandbox.stateDir, { recursive: true, force: true });
+      execFileSync('mv', [moved, sandbox.stateDir]);
     }
   });
 

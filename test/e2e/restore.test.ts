@@ -4,24 +4,16 @@
 // ends with a clear message, a non-zero exit, and the destination exactly as it was.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, link, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  DeleteObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import tar from 'tar-stream';
 import { jsonOf, makeSandbox, runCli, type Sandbox } from '../helpers/cli.js';
 import { compareTrees } from '../helpers/compare.js';
 import { filesUnder } from '../helpers/files.js';
-import { services, uniqueName } from '../helpers/services.js';
-
-process.env.AWS_EC2_METADATA_DISABLED = 'true';
+import { type RemoteTargets, remoteTargets } from '../helpers/remote-targets.js';
 
 interface RestoreReport {
   setId: string;
@@ -55,9 +47,7 @@ describe('restore through the CLI', () => {
   let sandbox: Sandbox;
   let source: string;
   let setId: string;
-  let client: S3Client;
-  let bucket: string;
-  let nasDir: string;
+  let remote: RemoteTargets;
 
   const restore = (...args: string[]) => runCli(['--config', sandbox.configPath, 'restore', ...args]);
 
@@ -65,22 +55,7 @@ describe('restore through the CLI', () => {
     sandbox = await makeSandbox();
     source = join(sandbox.dir, 'srv');
     await buildTree(source);
-    const s3 = services().s3;
-    const ssh = services().ssh;
-    client = new S3Client({
-      endpoint: s3.endpoint,
-      region: s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
-    bucket = uniqueName('rs');
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-    const secretFile = join(sandbox.dir, 's3.secret');
-    await writeFile(secretFile, `${s3.secretAccessKey}\n`, { mode: 0o600 });
-    nasDir = uniqueName('nas');
-    execFileSync('install', ['-d', '-m', '700', '-o', ssh.user, '-g', ssh.user, join(ssh.home, nasDir)]);
+    remote = await remoteTargets(sandbox.dir, 'rs');
     await sandbox.writeConfig({
       sources: [
         { name: 'app', type: 'files', paths: [join(source, 'app')] },
@@ -88,27 +63,8 @@ describe('restore through the CLI', () => {
       ],
       targets: [
         { name: 'disk', type: 'local', path: sandbox.targetDir },
-        {
-          name: 'nas',
-          type: 'sftp',
-          host: ssh.host,
-          port: ssh.port,
-          user: ssh.user,
-          identityFile: ssh.identityFile,
-          knownHosts: ssh.knownHosts,
-          path: nasDir,
-        },
-        {
-          name: 'cloud',
-          type: 's3',
-          endpoint: s3.endpoint,
-          region: s3.region,
-          bucket,
-          prefix: 'srv/',
-          forcePathStyle: true,
-          accessKeyId: s3.accessKeyId,
-          secretAccessKeyFile: secretFile,
-        },
+        remote.sftpTarget('nas'),
+        remote.s3Target('cloud'),
       ],
     });
     const backup = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
@@ -117,11 +73,7 @@ describe('restore through the CLI', () => {
   });
 
   after(async () => {
-    const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket })).catch(() => undefined);
-    for (const object of listed?.Contents ?? [])
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: object.Key })).catch(() => {});
-    await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
-    await rm(join(services().ssh.home, nasDir), { recursive: true, force: true });
+    await remote?.cleanup();
     await sandbox.cleanup();
   });
 
@@ -217,6 +169,82 @@ describe('restore through the CLI', () => {
     }
   });
 
+  it('refuses hostile archives planted on a target (hashes updated): nothing is written outside the destination', async () => {
+    const setDir = execFileSync('find', [sandbox.targetDir, '-type', 'd', '-name', setId], { encoding: 'utf8' }).trim();
+    const manifestFile = join(setDir, 'manifest.json');
+    const objectFile = join(setDir, 'app.tar.zst');
+    const originalManifest = await readFile(manifestFile, 'utf8');
+    const originalObject = await readFile(objectFile);
+    const bait = join(sandbox.dir, 'outside', 'pwned');
+    const cases: {
+      name: string;
+      entries: { header: Partial<tar.Header> & { name: string }; body?: string }[];
+      flags: string[];
+      refused: RegExp;
+    }[] = [
+      {
+        name: 'parent escape',
+        entries: [{ header: { name: '../outside/pwned', size: 5 }, body: 'pwned' }],
+        flags: [],
+        refused: /\.\.\/outside\/pwned/,
+      },
+      {
+        name: 'absolute path',
+        entries: [{ header: { name: bait, size: 5 }, body: 'pwned' }],
+        flags: [],
+        refused: /pwned/,
+      },
+      {
+        name: 'a symlink to / and a file through it',
+        entries: [
+          { header: { name: 'escape', type: 'symlink', linkname: '/' } },
+          { header: { name: `escape${bait}`, size: 5 }, body: 'pwned' },
+        ],
+        // Even with outside symlinks allowed, nothing is ever written through one.
+        flags: ['--allow-outside-symlinks'],
+        refused: /escape/,
+      },
+    ];
+    try {
+      for (const hostile of cases) {
+        const stored = execFileSync('zstd', ['-q', '-c'], { input: await tarOf(hostile.entries) });
+        const manifest = JSON.parse(originalManifest);
+        const sha = createHash('sha256').update(stored).digest('hex');
+        Object.assign(
+          manifest.objects.find((o: { name: string }) => o.name === 'app.tar.zst'),
+          {
+            bytes: stored.length,
+            sha256: sha,
+          },
+        );
+        await chmod(objectFile, 0o644);
+        await writeFile(objectFile, stored);
+        await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
+        const to = join(sandbox.dir, 'hostile');
+        const result = await restore(
+          '--set',
+          setId,
+          '--target',
+          'disk',
+          '--component',
+          'app',
+          '--to',
+          to,
+          ...hostile.flags,
+        );
+        assert.equal(result.code, 1, `${hostile.name}: ${result.stderr}`);
+        assert.match(result.stderr, /refusing archive entry/, hostile.name);
+        assert.match(result.stderr, hostile.refused, hostile.name);
+        assert.ok(!existsSync(bait), `${hostile.name}: nothing was written outside`);
+        assert.ok(!existsSync(join(sandbox.dir, 'outside')), `${hostile.name}: not even a directory`);
+        assert.ok(!existsSync(to), `${hostile.name}: the destination is as it was (absent)`);
+      }
+    } finally {
+      await writeFile(objectFile, originalObject);
+      await writeFile(manifestFile, originalManifest);
+    }
+  });
+
   it('names what is wrong: an unknown set, a malformed id, an unknown component, a path not in the set', async () => {
     const to = join(sandbox.dir, 'nothing');
     const missing = await restore('--set', '20200101T000000Z-aaaaaa', '--to', to);
@@ -237,3 +265,13 @@ describe('restore through the CLI', () => {
     assert.ok(!existsSync(to), 'no failed restore created the destination');
   });
 });
+
+/** A tar archive of hand-made entries (tar-stream: an independent writer, not ours). */
+async function tarOf(entries: { header: Partial<tar.Header> & { name: string }; body?: string }[]): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const entry of entries) pack.entry(entry.header, entry.body ?? '');
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of pack) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

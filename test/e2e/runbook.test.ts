@@ -6,21 +6,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { manifestKey, objectKey } from '../../src/set/layout.js';
 import { parseManifest } from '../../src/set/manifest.js';
 import { renderRunbook } from '../../src/set/runbook.js';
 import { jsonOf, makeSandbox, runCli, type Sandbox } from '../helpers/cli.js';
-import { services, uniqueName } from '../helpers/services.js';
-
-process.env.AWS_EC2_METADATA_DISABLED = 'true';
+import { type RemoteTargets, remoteTargets } from '../helpers/remote-targets.js';
 
 interface RunbookDocument {
   job: string;
@@ -33,6 +24,7 @@ interface RunbookDocument {
 
 describe('runbook through the CLI', () => {
   let sandbox: Sandbox;
+  let remote: RemoteTargets;
   let client: S3Client;
   let bucket: string;
   let prefix: string;
@@ -57,36 +49,14 @@ describe('runbook through the CLI', () => {
     await mkdir(source);
     await writeFile(join(source, 'index.php'), '<?php echo "hello";\n'.repeat(100));
     await writeFile(join(source, 'blob.bin'), randomBytes(50_000));
-    const s3 = services().s3;
-    client = new S3Client({
-      endpoint: s3.endpoint,
-      region: s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
-    bucket = uniqueName('rb');
-    prefix = `${uniqueName('p')}/`;
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-    const secretFile = join(sandbox.dir, 's3.secret');
-    await writeFile(secretFile, `${s3.secretAccessKey}\n`, { mode: 0o600 });
+    remote = await remoteTargets(sandbox.dir, 'rb');
+    client = remote.client;
+    bucket = remote.bucket;
+    const cloud = remote.s3Target('cloud');
+    prefix = String(cloud.prefix);
     await sandbox.writeConfig({
       sources: [{ name: 'app', type: 'files', paths: [source] }],
-      targets: [
-        { name: 'disk', type: 'local', path: sandbox.targetDir },
-        {
-          name: 'cloud',
-          type: 's3',
-          endpoint: s3.endpoint,
-          region: s3.region,
-          bucket,
-          prefix,
-          forcePathStyle: true,
-          accessKeyId: s3.accessKeyId,
-          secretAccessKeyFile: secretFile,
-        },
-      ],
+      targets: [{ name: 'disk', type: 'local', path: sandbox.targetDir }, cloud],
     });
     for (let i = 0; i < 2; i++) {
       const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
@@ -95,11 +65,7 @@ describe('runbook through the CLI', () => {
     }
   });
   after(async () => {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket })).catch(() => undefined);
-    for (const object of page?.Contents ?? []) {
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: object.Key })).catch(() => {});
-    }
-    await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
+    await remote?.cleanup();
     client?.destroy();
     await sandbox?.cleanup();
   });

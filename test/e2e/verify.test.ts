@@ -8,15 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { loadConfig } from '../../src/config/load.js';
 import { manifestKey, objectKey, setPrefix } from '../../src/set/layout.js';
 import { parseManifest } from '../../src/set/manifest.js';
@@ -24,9 +16,8 @@ import { TOMBSTONE_FORMAT, writeTombstone } from '../../src/set/tombstone.js';
 import { openStateDb } from '../../src/state/store.js';
 import { createTarget } from '../../src/targets/index.js';
 import { type CliResult, jsonOf, makeSandbox, runCli, type Sandbox } from '../helpers/cli.js';
+import { type RemoteTargets, remoteTargets } from '../helpers/remote-targets.js';
 import { services, uniqueName } from '../helpers/services.js';
-
-process.env.AWS_EC2_METADATA_DISABLED = 'true';
 
 interface ObjectCheck {
   name: string;
@@ -66,6 +57,7 @@ type TargetName = (typeof TARGETS)[number];
 
 describe('verify through the CLI on a local disk, a NAS and S3', () => {
   let sandbox: Sandbox;
+  let remote: RemoteTargets;
   let client: S3Client;
   let bucket: string;
   let prefix: string;
@@ -93,18 +85,7 @@ describe('verify through the CLI on a local disk, a NAS and S3', () => {
   async function writeS3(key: string, bytes: Buffer): Promise<void> {
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: s3Key(key), Body: bytes }));
   }
-  async function s3Keys(under = ''): Promise<string[]> {
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}${under}`, ContinuationToken: token }),
-      );
-      for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key);
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return keys;
-  }
+  const s3Keys = (under = '') => remote.s3Keys(`${prefix}${under}`);
 
   /** Reads a key from every target, hands the bytes to `change`, writes the result back in place. */
   async function everywhere(key: string, change: (bytes: Buffer) => Buffer | undefined): Promise<Buffer[]> {
@@ -135,50 +116,16 @@ describe('verify through the CLI on a local disk, a NAS and S3', () => {
     await mkdir(join(source, 'public'), { recursive: true });
     await writeFile(join(source, 'public', 'index.php'), '<?php echo "hello";\n'.repeat(300));
     await writeFile(join(source, 'upload.bin'), randomBytes(200_000));
-    const s3 = services().s3;
-    const ssh = services().ssh;
-    client = new S3Client({
-      endpoint: s3.endpoint,
-      region: s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
-    bucket = uniqueName('vf');
-    prefix = `${uniqueName('p')}/`;
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-    const secretFile = join(sandbox.dir, 's3.secret');
-    await writeFile(secretFile, `${s3.secretAccessKey}\n`, { mode: 0o600 });
-    const nasDir = uniqueName('nas');
-    nasRoot = join(ssh.home, nasDir);
-    execFileSync('install', ['-d', '-m', '700', '-o', ssh.user, '-g', ssh.user, nasRoot]);
+    remote = await remoteTargets(sandbox.dir, 'vf');
+    client = remote.client;
+    bucket = remote.bucket;
+    const nas = remote.sftpTarget('nas');
+    const cloud = remote.s3Target('cloud');
+    prefix = String(cloud.prefix);
+    nasRoot = remote.nasRoot(nas);
     const config = {
       sources: [{ name: 'app', type: 'files', paths: [source] }],
-      targets: [
-        { name: 'disk', type: 'local', path: sandbox.targetDir },
-        {
-          name: 'nas',
-          type: 'sftp',
-          host: ssh.host,
-          port: ssh.port,
-          user: ssh.user,
-          identityFile: ssh.identityFile,
-          knownHosts: ssh.knownHosts,
-          path: nasDir,
-        },
-        {
-          name: 'cloud',
-          type: 's3',
-          endpoint: s3.endpoint,
-          region: s3.region,
-          bucket,
-          prefix,
-          forcePathStyle: true,
-          accessKeyId: s3.accessKeyId,
-          secretAccessKeyFile: secretFile,
-        },
-      ],
+      targets: [{ name: 'disk', type: 'local', path: sandbox.targetDir }, nas, cloud],
     };
     await sandbox.writeConfig(config);
     freshConfigPath = join(sandbox.dir, 'fresh.yml');
@@ -194,12 +141,8 @@ describe('verify through the CLI on a local disk, a NAS and S3', () => {
     }
   });
   after(async () => {
-    for (const key of await s3Keys().catch(() => [])) {
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })).catch(() => {});
-    }
-    await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
+    await remote?.cleanup();
     client?.destroy();
-    if (nasRoot) await rm(nasRoot, { recursive: true, force: true });
     await sandbox?.cleanup();
   });
 
