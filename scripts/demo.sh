@@ -12,9 +12,10 @@ head -c 300000 /dev/urandom > "$demo/app/public/uploads/photo.jpg"
 printf 'APP_KEY=base64:demo\nDB_PASSWORD=not-a-real-one\n' > "$demo/app/.env"
 printf 'module.exports = () => 0;\n' > "$demo/app/node_modules/left-pad/index.js"
 date -u +'%FT%TZ demo started' >> "$demo/app/storage/logs/app.log"
-node -e '
-  const Database = require("better-sqlite3");
-  const db = new Database(process.argv[1]);
+node --input-type=module -e '
+  // The same SQLite driver backproof uses on this Node (node:sqlite, or better-sqlite3 on Node 20).
+  const { openSqlite } = await import("./dist/lib/sqlite.js");
+  const db = openSqlite(process.argv[1]);
   db.pragma("journal_mode = WAL");
   db.exec("CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, email TEXT NOT NULL)");
   db.exec("CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, data BLOB)");

@@ -10,6 +10,8 @@ packages=(
   swift swift-proxy swift-object swift-container swift-account python3-swift memcached
   # tools the code and the tests call
   zstd sqlite3 curl util-linux coreutils tar python3 make g++
+  # systemd-analyze verifies the generated timers and services (systemd need not be running)
+  systemd
   # peers for benchmarks and later issues
   age restic borgbackup
 )

@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 // Entry point: the command table, global flags, signals, and errors → exit codes in one place.
 import { parseArgs } from 'node:util';
+import { ackCommand } from './commands/ack.js';
 import { backupCommand } from './commands/backup.js';
 import { configCommand } from './commands/config.js';
+import { daemonCommand } from './commands/daemon.js';
 import { drillCommand } from './commands/drill.js';
 import { listCommand } from './commands/list.js';
+import { pruneCommand } from './commands/prune.js';
 import { restoreCommand } from './commands/restore.js';
 import { runbookCommand } from './commands/runbook.js';
+import { scheduleCommand } from './commands/schedule.js';
 import { statusCommand } from './commands/status.js';
 import type { Command, CommandIO } from './commands/types.js';
 import { verifyCommand } from './commands/verify.js';
@@ -22,8 +26,12 @@ const COMMANDS: readonly Command[] = [
   restoreCommand,
   drillCommand,
   verifyCommand,
+  pruneCommand,
+  ackCommand,
   runbookCommand,
   configCommand,
+  scheduleCommand,
+  daemonCommand,
 ];
 
 function usage(): string {

@@ -4,10 +4,11 @@ import { hostname } from 'node:os';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { selectTargets } from '../core/catalog.js';
 import { type DrillReport, runDrill } from '../core/drill.js';
-import { messageOf } from '../lib/errors.js';
+import { ConfigError, messageOf, UsageError } from '../lib/errors.js';
 import { ExitCode, exitCodeForStatus } from '../lib/exit-codes.js';
 import { acquireJobLock } from '../lib/lock.js';
 import { formatDuration } from '../lib/units.js';
+import { notifyDrill } from '../notify/notify.js';
 import { openStateDb, type StateDb } from '../state/store.js';
 import { createTarget } from '../targets/index.js';
 import { stderrLogger, writeJson, writeLines } from './output.js';
@@ -41,12 +42,13 @@ export const drillCommand: Command = {
         host: hostname(),
       });
       const abandonedDatabases = scratchDatabasesOfUnfinishedDrills(state, config.job, runId);
+      const setArg = (args.values.set as string | undefined) ?? 'latest';
       let report: DrillReport;
       try {
         report = await runDrill({
           config,
           targets,
-          set: (args.values.set as string | undefined) ?? 'latest',
+          set: setArg,
           signal: io.signal,
           log,
           abandonedDatabases,
@@ -70,6 +72,10 @@ export const drillCommand: Command = {
           bytes: 0,
           report: { error: messageOf(error) },
         });
+        // A drill that could not run proves nothing either: people hear of it (a typo or an interruption aside).
+        if (!io.signal.aborted && !(error instanceof UsageError || error instanceof ConfigError)) {
+          await notifyDrill(config, { error, set: setArg, startedAt, runId }, { log, state });
+        }
         throw error;
       }
       const exitCode = exitCodeForStatus(report.status);
@@ -80,6 +86,7 @@ export const drillCommand: Command = {
         bytes: 0,
         report,
       });
+      await notifyDrill(config, { report, runId }, { log, state });
       if (args.json) writeJson(io, report);
       else writeLines(io.stdout, renderDrill(report));
       return exitCode;

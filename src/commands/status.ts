@@ -7,7 +7,8 @@ import { ExitCode } from '../lib/exit-codes.js';
 import { inspectJobLock } from '../lib/lock.js';
 import { formatDuration } from '../lib/units.js';
 import { type DrillHealthInput, jobHealthy, judgeDrill, judgeTargetHealth } from '../policy/health.js';
-import { openStateDb } from '../state/store.js';
+import type { NotificationRow } from '../state/notification-store.js';
+import { openStateDb, type StoredFinding } from '../state/store.js';
 import { displayTime, writeJson, writeLines } from './output.js';
 import type { Command } from './types.js';
 
@@ -45,6 +46,10 @@ export const statusCommand: Command = {
     } | null = null;
     let unfinished: { id: number; startedAt: string; pid: number; host: string }[] = [];
     let lastDrill: DrillHealthInput | undefined;
+    // Notifications that failed and that no later delivery on their channel followed: people may not have heard.
+    let undelivered: NotificationRow[] = [];
+    // Findings of the newest checked run that nobody accepted: unhealthy until acked or a clean run.
+    let anomalies: StoredFinding[] = [];
     if (existsSync(join(config.stateDir, 'state.db'))) {
       const state = openStateDb(config.stateDir);
       try {
@@ -73,15 +78,17 @@ export const statusCommand: Command = {
             finishedAt: first.finishedAt,
             exitCode: first.exitCode,
           };
+        anomalies = state.openFindings(config.job);
         unfinished = runs
           .filter((r) => r.status === 'abandoned' || (r.status === null && !(lock.held && lock.holder?.pid === r.pid)))
           .map((r) => ({ id: r.id, startedAt: r.startedAt, pid: r.pid, host: r.host }));
+        undelivered = state.undeliveredNotifications(config.job, 20);
       } finally {
         state.close();
       }
     }
     const drill = judgeDrill(lastDrill, config.objectives?.rto);
-    const healthy = jobHealthy(targets) && drill.healthy;
+    const healthy = jobHealthy(targets) && drill.healthy && anomalies.length === 0;
     const exitCode = healthy ? ExitCode.success : ExitCode.failure;
     if (args.json) {
       writeJson(io, {
@@ -92,6 +99,8 @@ export const statusCommand: Command = {
         lastDrill: drill.last ? { ...drill.last, healthy: drill.healthy, problem: drill.problem } : null,
         running: lock.held ? (lock.holder ?? null) : null,
         unfinishedRuns: unfinished,
+        undeliveredNotifications: undelivered,
+        anomalies,
       });
       return exitCode;
     }
@@ -131,9 +140,20 @@ export const statusCommand: Command = {
     } else if (config.drill) {
       lines.push('  ! no drill has run yet: run `backproof drill` to prove a set restores');
     }
+    for (const finding of anomalies) {
+      lines.push(
+        `  ✗ anomaly ${finding.id} (${finding.level}, set ${finding.setId}): ${finding.message}; ` +
+          `check it, then \`backproof ack ${finding.id}\``,
+      );
+    }
     for (const run of unfinished.slice(0, 5)) {
       lines.push(
         `  ! run #${run.id} (pid ${run.pid}, started ${displayTime(run.startedAt)}) never finished: it was killed or crashed`,
+      );
+    }
+    for (const n of undelivered.slice(0, 5)) {
+      lines.push(
+        `  ! notification ${n.event} via ${n.channel} (${displayTime(n.at)}) was not delivered: ${n.error ?? 'unknown error'}`,
       );
     }
     writeLines(io.stdout, lines);

@@ -7,6 +7,7 @@ import { isSetSelection, runVerify, type SetCheck, type TargetCheck, type Verify
 import { messageOf, UsageError } from '../lib/errors.js';
 import { redact } from '../lib/redact.js';
 import { formatBytes } from '../lib/units.js';
+import { notifyVerify } from '../notify/notify.js';
 import { openStateDb, type StateDb } from '../state/store.js';
 import { stderrLogger, writeJson, writeLines } from './output.js';
 import type { Command, CommandIO } from './types.js';
@@ -26,13 +27,15 @@ export const verifyCommand: Command = {
     }
     const state = openExistingState(config.stateDir, io);
     try {
+      const log = stderrLogger(io, args.json);
       const report = await runVerify(config, {
         set,
         ...(typeof args.values.target === 'string' ? { target: args.values.target } : {}),
         signal: io.signal,
-        log: stderrLogger(io, args.json),
+        log,
         ...(state ? { state } : {}),
       });
+      await notifyVerify(config, report, { log, ...(state ? { state } : {}) });
       if (args.json) writeJson(io, report);
       else writeLines(io.stdout, renderVerify(report));
       return report.exitCode;

@@ -31,6 +31,7 @@ const POINTER_KEY = /^.+(?:File|Env|_file|_env|-file|-env)$/;
 
 /** Key names (lowercased, without `_` and `-`) whose value is a secret wherever they appear. */
 const SECRET_WORDS = ['password', 'passwd', 'passphrase', 'secret', 'token', 'credential', 'apikey', 'privatekey'];
+const HOOK_PHASES = new Set(['before', 'after', 'onError']);
 const SECRET_NAMES = new Set(['pass', 'pw', 'pwd', 'auth', 'authorization', 'cookie', 'key', 'command']);
 
 /**
@@ -150,19 +151,22 @@ function commentTokens(yamlText: string): { offset: number; source: string }[] {
 
 function redactDocument(doc: Document, yamlText: string, edits: Edits): void {
   visit(doc, {
-    Pair(_, pair) {
+    Pair(_, pair, path) {
       const key = isScalar(pair.key) ? pair.key.value : undefined;
       if (typeof key !== 'string') return undefined;
       if (POINTER_KEY.test(key)) return visit.SKIP;
+      // A hook written as a plain string is a command line, like the `command` of its long form.
+      const grandparent = path[path.length - 2];
+      const isHookList =
+        HOOK_PHASES.has(key) && isPair(grandparent) && isScalar(grandparent.key) && grandparent.key.value === 'hooks';
+      if (isHookList && isCollection(pair.value)) {
+        for (const item of pair.value.items) {
+          if (isScalar(item)) redactAll(item, doc, new Set(), (scalar) => redactScalarText(scalar, yamlText, edits));
+        }
+        return undefined;
+      }
       if (!isSecretKey(key) || !isNode(pair.value)) return undefined;
-      redactAll(pair.value, doc, new Set(), (scalar) => {
-        const range = scalar.range;
-        if (!range) return;
-        const source = yamlText.slice(range[0], range[1]);
-        // A block scalar's span ends with its line break: keep it, so the next key stays on its line.
-        const lineBreak = /\s*$/.exec(source)?.[0] ?? '';
-        edits.add(range[0], source, () => `${REDACTED}${lineBreak}`, true);
-      });
+      redactAll(pair.value, doc, new Set(), (scalar) => redactScalarText(scalar, yamlText, edits));
       return visit.SKIP;
     },
     Scalar(_, node) {
@@ -178,6 +182,16 @@ function redactDocument(doc: Document, yamlText: string, edits: Edits): void {
     if (isNode(node)) maskComments(node);
   });
   maskComments(doc);
+}
+
+/** Records the edit that replaces a scalar's source text by the redaction marker. */
+function redactScalarText(scalar: Scalar, yamlText: string, edits: Edits): void {
+  const range = scalar.range;
+  if (!range) return;
+  const source = yamlText.slice(range[0], range[1]);
+  // A block scalar's span ends with its line break: keep it, so the next key stays on its line.
+  const lineBreak = /\s*$/.exec(source)?.[0] ?? '';
+  edits.add(range[0], source, () => `${REDACTED}${lineBreak}`, true);
 }
 
 /**

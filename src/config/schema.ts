@@ -7,6 +7,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { messageOf } from '../lib/errors.js';
 import { parseDuration, parsePercent, parseSize } from '../lib/units.js';
+import { parseSchedule } from '../schedule/expression.js';
 
 // Spelled out rather than /i so the JSON Schema pattern means the same to editors.
 const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -283,6 +284,64 @@ const sourceSchema = z.discriminatedUnion('type', sourceKinds).describe('Somethi
 // ---------------------------------------------------------------------------------------------
 // Targets
 
+/** Whether `Intl` knows `name` as a time zone (IANA names such as UTC or Europe/Berlin). */
+function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A keep rule: a whole number of sets or buckets, -1 for unlimited. */
+function keepRule(description: string, example: number) {
+  return z
+    .int({ error: (issue) => `${JSON.stringify(issue.input)} is not a whole number; write e.g. ${example}, or -1` })
+    .min(-1, { error: 'must be 0 or more, or -1 for unlimited' })
+    .optional()
+    .describe(`${description} (-1: unlimited; 0 or absent: off)`);
+}
+
+const bucketRule = (unit: string, example: number) =>
+  keepRule(`Keep the newest set of each of the N newest ${unit} that hold sets`, example);
+
+const retentionSchema = z
+  .strictObject({
+    last: keepRule('Keep the N newest sets', 3),
+    hourly: bucketRule('hours', 24),
+    daily: bucketRule('days', 7),
+    weekly: bucketRule('ISO weeks (Monday to Sunday)', 4),
+    monthly: bucketRule('months', 12),
+    yearly: bucketRule('years', 3),
+    timeZone: z
+      .string()
+      .refine(isTimeZone, {
+        error: (issue) =>
+          `${JSON.stringify(issue.input)} is not a time zone; use an IANA name such as UTC or Europe/Berlin`,
+      })
+      .default('UTC')
+      .describe('IANA time zone in which hours, days, weeks, months and years begin (default: UTC)'),
+  })
+  .describe(
+    'Which committed sets `prune` (and each successful backup) keeps on this target, as restic forget --keep-*: ' +
+      'a set kept by any rule stays; suspect and corrupt sets never count and are never deleted; the newest ' +
+      'verified set always stays. Without retention, nothing is pruned',
+  );
+
+/** Keys every target kind has for pruning. */
+const retentionKeys = {
+  retention: retentionSchema.optional(),
+  // Optional rather than defaulted: absent means false, and configs read back stay as written.
+  appendOnly: z
+    .boolean()
+    .optional()
+    .describe(
+      'Never prune this target from this host, whatever its retention says: prune it from elsewhere, or rely on ' +
+        'S3 Object Lock or NAS snapshots (default: false)',
+    ),
+};
+
 const localTargetSchema = z
   .strictObject({
     name: componentName('target'),
@@ -292,6 +351,7 @@ const localTargetSchema = z
       .boolean()
       .default(false)
       .describe('When true, this target failing makes the run a warning instead of a failure (default: false)'),
+    ...retentionKeys,
   })
   .describe('A directory on this machine (a local disk or a mounted NAS)');
 
@@ -319,6 +379,7 @@ const sftpTargetSchema = z
       .min(1)
       .describe('Directory on the server that backups go to (absolute, or relative to the login directory)'),
     optional: optionalKey,
+    ...retentionKeys,
   })
   .describe('A NAS or any SSH server, over SFTP');
 
@@ -347,12 +408,388 @@ const s3TargetSchema = z
       .optional()
       .describe('Multipart part size, e.g. 16MiB (default: chosen from the size estimate, at least 8MiB)'),
     optional: optionalKey,
+    ...retentionKeys,
   })
   .describe('An S3-compatible bucket');
 
 /** Every target kind. Add a kind here (its schema above). */
 const targetKinds = [localTargetSchema, sftpTargetSchema, s3TargetSchema] as const;
 const targetSchema = z.discriminatedUnion('type', targetKinds).describe('A place backups are written to');
+
+// ---------------------------------------------------------------------------------------------
+// Hooks, monitoring, scheduling
+
+const DEFAULT_HOOK_TIMEOUT = '5m';
+
+const hookCommand = z
+  .string()
+  .min(1, { error: 'is empty; write the command to run' })
+  .describe('The command, run by /bin/sh -c with the environment described in docs/operations.md ("Hooks")');
+
+/** A hook is text or { command, timeout }: name the problem in the form that was written. */
+function hookProblem(issue: { input?: unknown; errors?: readonly (readonly z.core.$ZodIssue[])[] }): string {
+  const input = issue.input;
+  const problem = issue.errors?.[1]?.[0];
+  if (typeof input === 'object' && input !== null && !Array.isArray(input) && problem) {
+    if (problem.code === 'unrecognized_keys') {
+      return `unknown key ${problem.keys.map((k) => `"${k}"`).join(', ')}; a hook has only command and timeout`;
+    }
+    const key = problem.path.join('.');
+    if ((input as Record<string, unknown>)[key] === undefined) return `"${key}" is missing; write the command to run`;
+    // Messages zod made up start with NUL (see config/errors.ts); ours say what to write.
+    return `${key}: ${problem.message.startsWith('\u0000') ? 'expected text' : problem.message}`;
+  }
+  return `write the command as text, or as { command: "…", timeout: 30s } (default timeout: ${DEFAULT_HOOK_TIMEOUT})`;
+}
+
+const hookSchema = z
+  .union(
+    [
+      hookCommand,
+      z.strictObject({
+        command: hookCommand,
+        timeout: duration()
+          .prefault(DEFAULT_HOOK_TIMEOUT)
+          .describe(
+            `Kill the hook and everything it started after this long, e.g. 30s (default: ${DEFAULT_HOOK_TIMEOUT})`,
+          ),
+      }),
+    ],
+    { error: hookProblem },
+  )
+  .transform((hook) =>
+    typeof hook === 'string' ? { command: hook, timeout: parseDuration(DEFAULT_HOOK_TIMEOUT) } : hook,
+  )
+  .describe(`A shell command, or { command, timeout } (default timeout: ${DEFAULT_HOOK_TIMEOUT})`);
+
+function hookList(description: string) {
+  return z.array(hookSchema).default([]).describe(`${description} (default: none)`);
+}
+
+const hooksSchema = z
+  .strictObject({
+    before: hookList(
+      'Run in order after the lock and preflight, before any source is read or anything is written ' +
+        '(e.g. maintenance mode on); the first one that fails stops the run, which fails with nothing written',
+    ),
+    after: hookList(
+      'Run in order at the end of every backup run, whatever its outcome, which they see in BACKPROOF_STATUS ' +
+        '(e.g. maintenance mode off); one that fails turns a success into a warning',
+    ),
+    onError: hookList('Run in order when the backup run failed, before the after hooks'),
+  })
+  .describe('Commands run around each backup run; their output, exit code and duration go in the run report');
+
+const metricsTextfile = localPath(
+  "File written after each backup run for node_exporter's textfile collector (Prometheus text format, " +
+    'replaced atomically, mode 0644), e.g. /var/lib/node_exporter/textfile_collector/backproof.prom',
+)
+  .refine((path) => path.endsWith('.prom'), { error: 'must end in .prom: node_exporter reads only *.prom files' })
+  .describe(
+    "File written after each backup run for node_exporter's textfile collector (Prometheus text format, " +
+      'replaced atomically, mode 0644), e.g. /var/lib/node_exporter/textfile_collector/backproof.prom',
+  );
+localPathSchemas.add(metricsTextfile);
+
+const metricsSchema = z
+  .strictObject({ textfile: metricsTextfile.optional() })
+  .describe('Monitoring: metrics named backproof_*, also served at /metrics by `backproof serve`');
+
+function scheduleOf(what: string, fallback: string) {
+  return z
+    .union([
+      z.literal(false),
+      z.string().superRefine((text, ctx) => {
+        try {
+          parseSchedule(text);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: messageOf(error), input: text });
+        }
+      }),
+    ])
+    .default(fallback)
+    .describe(
+      `When to run ${what}: hourly, daily, weekly (Monday), monthly or a cron expression like "30 2 * * *" ` +
+        `(local time; 6 fields: seconds first); false: never (default: ${fallback})`,
+    );
+}
+
+const scheduleSchema = z
+  .strictObject({
+    backup: scheduleOf('`backproof backup`', 'daily'),
+    // Far from the nightly backup: a backup started by 00:30 ends by 06:30 at the default maxDuration.
+    verify: scheduleOf('`backproof verify --set all`', '0 7 * * 0'),
+    drill: scheduleOf('`backproof drill`', '0 7 * * 3'),
+    randomizedDelay: z
+      .string({ error: (issue) => `${JSON.stringify(issue.input)} is not a duration; write it like 30m, or 0s` })
+      .transform(parsedWith(parseDuration))
+      .prefault('30m')
+      .describe(
+        'Each run starts up to this much later, at random, so many servers do not start together (default: 30m)',
+      ),
+  })
+  .describe('When `schedule` (systemd timers, cron) and `daemon` run backup, verify and drill');
+
+// ---------------------------------------------------------------------------------------------
+// Notifications
+
+/** What can notify. Pure decisions and messages: src/notify/. */
+export const NOTIFY_EVENTS = [
+  'failure',
+  'warning',
+  'recovery',
+  'success',
+  'drill-failure',
+  'verify-failure',
+  'lock-stuck',
+] as const;
+export type NotifyEventKind = (typeof NOTIFY_EVENTS)[number];
+
+/** Where a secret URL comes from: a file or the environment; `url` only for URLs that are not secret. */
+function urlKeys(what: string) {
+  return {
+    url: z
+      .url({ protocol: /^https?$/, error: 'is not an http:// or https:// URL' })
+      .optional()
+      .describe(`The ${what} URL, only when it is not secret (most are: prefer urlFile)`),
+    urlFile: localPath(
+      `File holding the ${what} URL (mode 0600, one line): the URL is a credential, keep it out of the config`,
+    ).optional(),
+    urlEnv: z
+      .string()
+      .regex(ENV_NAME, { error: 'is not an environment variable name' })
+      .optional()
+      .describe(`Name of an environment variable holding the ${what} URL (instead of urlFile)`),
+  };
+}
+
+/** Exactly one of url, urlFile and urlEnv. */
+function oneUrl(
+  value: { url?: string | undefined; urlFile?: string | undefined; urlEnv?: string | undefined },
+  ctx: z.RefinementCtx,
+) {
+  const given = (['url', 'urlFile', 'urlEnv'] as const).filter((key) => value[key] !== undefined);
+  if (given.length === 1) return;
+  ctx.addIssue({
+    code: 'custom',
+    path: given.length === 0 ? [] : [given[1] as string],
+    message:
+      given.length === 0
+        ? 'has no URL; give urlFile (a file holding the URL), urlEnv, or url when it is not secret'
+        : `gives ${given.join(' and ')}; give only one`,
+    input: value,
+  });
+}
+
+const channelName = z
+  .string()
+  .regex(COMPONENT_NAME, {
+    error: 'is not a valid channel name; use letters, digits, "_" and "-", at most 63 characters',
+  })
+  .optional()
+  .describe(
+    'Name of this channel in status and the state database (default: its type, numbered from the second ' +
+      'channel of a type on: webhook, webhook-2)',
+  );
+
+const requestTimeout = duration()
+  .prefault('10s')
+  .describe('Give up one delivery attempt after this long (default: 10s); transient errors are tried 3 times in all');
+
+/** Keys of every channel that sends alerts (all but healthchecks, which pings every run). */
+const alertKeys = {
+  on: z
+    .array(z.enum(NOTIFY_EVENTS))
+    .min(1)
+    .default(['failure', 'warning', 'recovery'])
+    .describe(
+      'Events that notify: failure, warning, recovery (the first good run after failures), success, ' +
+        'drill-failure, verify-failure, lock-stuck (a run found the lock held longer than objectives.rpo) ' +
+        '(default: failure, warning, recovery)',
+    ),
+  repeatEvery: duration()
+    .prefault('24h')
+    .describe(
+      'The same failure again (same step, target and component) is notified once, then at most this often ' +
+        'while it lasts; a recovery always notifies (default: 24h)',
+    ),
+  timeout: requestTimeout,
+};
+
+const SMTP_URL = /^smtps?:\/\//i;
+
+/** The parts of an `smtp` URL the schema checks; the email notifier parses it the same way. */
+export function parseSmtpUrl(text: string): { secure: boolean; host: string; port: number; user: string | undefined } {
+  if (!SMTP_URL.test(text))
+    throw new Error(`"${text}" is not an SMTP URL; write it like smtp://user@mail.example.com:587`);
+  const url = new URL(text);
+  if (url.hostname === '') throw new Error(`"${text}" names no server; write it like smtp://user@mail.example.com:587`);
+  if (url.password !== '') throw new Error('holds a password; put it in passwordFile (or passwordEnv) instead');
+  if (url.pathname !== '' && url.pathname !== '/') throw new Error('has a path; write only smtp://user@host:port');
+  const secure = url.protocol === 'smtps:';
+  return {
+    secure,
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port === '' ? (secure ? 465 : 587) : Number(url.port),
+    user: url.username === '' ? undefined : decodeURIComponent(url.username),
+  };
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|::1)$/i;
+
+const emailNotifySchema = z
+  .strictObject({
+    type: z.literal('email').describe('email: a message over SMTP'),
+    name: channelName,
+    smtp: z
+      .string()
+      .min(1)
+      .describe(
+        'The mail server as a URL: smtp://user@host:587 (STARTTLS) or smtps://user@host:465 (TLS from the start); ' +
+          'the user logs in with passwordFile; no password in the URL',
+      ),
+    security: z
+      .enum(['starttls', 'tls', 'none'])
+      .optional()
+      .describe(
+        'starttls: upgrade with STARTTLS, and refuse a server that cannot (default for smtp://); tls: TLS from ' +
+          'the first byte (default for smtps://); none: no TLS, only for a relay on this machine',
+      ),
+    caFile: localPath(
+      'PEM file of the CA that signed the mail server certificate (default: the system CAs)',
+    ).optional(),
+    ...passwordKeys,
+    from: z.string().min(1).describe('Sender address, e.g. backproof@example.com'),
+    to: z.array(z.string().min(1)).min(1).describe('Recipient addresses, at least one'),
+    ...alertKeys,
+  })
+  .superRefine((email, ctx) => {
+    let smtp: ReturnType<typeof parseSmtpUrl>;
+    try {
+      smtp = parseSmtpUrl(email.smtp);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', path: ['smtp'], message: messageOf(error), input: email.smtp });
+      return;
+    }
+    const hasPassword = email.passwordFile !== undefined || email.passwordEnv !== undefined;
+    if (hasPassword && smtp.user === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['smtp'],
+        message: 'names no user to log in with the password; write it like smtp://user@host:587',
+        input: email.smtp,
+      });
+    }
+    if (email.passwordFile !== undefined && email.passwordEnv !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['passwordEnv'], message: 'give passwordFile or passwordEnv, not both' });
+    }
+    if (email.security === 'none' && hasPassword && !LOOPBACK.test(smtp.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['security'],
+        message: `none would send the password to ${smtp.host} in clear text; use starttls or tls`,
+        input: email.security,
+      });
+    }
+  })
+  .describe('An e-mail over SMTP');
+
+function urlChannel<T extends string>(type: T, description: string, what: string) {
+  return z
+    .strictObject({
+      type: z.literal(type).describe(description),
+      name: channelName,
+      ...urlKeys(what),
+      ...alertKeys,
+    })
+    .superRefine(oneUrl)
+    .describe(description);
+}
+
+const webhookNotifySchema = urlChannel(
+  'webhook',
+  'webhook: a JSON POST of the event (kind, job, subject, text, facts)',
+  'webhook',
+);
+const slackNotifySchema = urlChannel('slack', 'slack: a Slack incoming webhook', 'Slack incoming-webhook');
+const discordNotifySchema = urlChannel('discord', 'discord: a Discord webhook', 'Discord webhook');
+
+const ntfyNotifySchema = z
+  .strictObject({
+    type: z.literal('ntfy').describe('ntfy: a push message to an ntfy topic'),
+    name: channelName,
+    ...urlKeys('ntfy topic (e.g. https://ntfy.sh/<topic>)'),
+    priority: z
+      .enum(['min', 'low', 'default', 'high', 'urgent'])
+      .optional()
+      .describe('Priority of every message (default: high for failures, default for the rest)'),
+    tags: z.array(z.string().min(1)).default([]).describe('Tags added to every message (default: none)'),
+    tokenFile: localPath('File holding an ntfy access token, sent as a bearer token (default: none)').optional(),
+    tokenEnv: z
+      .string()
+      .regex(ENV_NAME, { error: 'is not an environment variable name' })
+      .optional()
+      .describe('Name of an environment variable holding the ntfy access token (instead of tokenFile)'),
+    ...alertKeys,
+  })
+  .superRefine(oneUrl)
+  .describe('An ntfy topic');
+
+const healthchecksNotifySchema = z
+  .strictObject({
+    type: z
+      .literal('healthchecks')
+      .describe(
+        'healthchecks: pings URL/start when a backup starts, URL when it committed a set, URL/fail with the ' +
+          "run's log when it failed; the service alerts when pings stop (a dead man's switch)",
+      ),
+    name: channelName,
+    ...urlKeys('ping (e.g. https://hc-ping.com/<uuid>)'),
+    timeout: requestTimeout,
+  })
+  .superRefine(oneUrl)
+  .describe("A healthchecks.io-style ping URL: a dead man's switch");
+
+/** Every notification channel kind. */
+const notifyKinds = [
+  emailNotifySchema,
+  webhookNotifySchema,
+  slackNotifySchema,
+  discordNotifySchema,
+  ntfyNotifySchema,
+  healthchecksNotifySchema,
+] as const;
+const notifyChannelSchema = z.discriminatedUnion('type', notifyKinds).describe('Where notifications go');
+
+/** Each channel's name: its own, or its type numbered from the second of a type (webhook, webhook-2). */
+export function notifyChannelNames(channels: readonly { type: string; name?: string | undefined }[]): string[] {
+  const seen = new Map<string, number>();
+  return channels.map((channel) => {
+    if (channel.name !== undefined) return channel.name;
+    const n = (seen.get(channel.type) ?? 0) + 1;
+    seen.set(channel.type, n);
+    return n === 1 ? channel.type : `${channel.type}-${n}`;
+  });
+}
+
+const notifySchema = z
+  .array(notifyChannelSchema)
+  .default([])
+  .superRefine((channels, ctx) => {
+    const names = notifyChannelNames(channels);
+    names.forEach((name, index) => {
+      const first = names.indexOf(name);
+      if (first !== index) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [index, 'name'],
+          message: `two channels are named "${name}" (also notify[${first}]); give each its own name`,
+          input: name,
+        });
+      }
+    });
+  })
+  .describe('Who hears about failures, warnings, recoveries, failed drills and verifies, and stuck locks');
 
 // ---------------------------------------------------------------------------------------------
 // Job
@@ -399,6 +836,59 @@ const checksSchema = z.strictObject({
     .describe('Fail the run when no bytes have moved for this long (default: 10m)'),
   maxDuration: duration().prefault('6h').describe('Fail the run when it takes longer than this (default: 6h)'),
 });
+
+// ---------------------------------------------------------------------------------------------
+// Anomalies
+
+/** A threshold in basis points: more than 0, at most `max` percent. */
+function threshold(max: number, fallback: string, description: string) {
+  return percent(max)
+    .refine((bp) => bp > 0, { error: 'is 0%; write a threshold above 0%, like 20%' })
+    .prefault(fallback)
+    .describe(`${description} (default: ${fallback})`);
+}
+
+const anomaliesSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Compare each new set with the recent ones before committing it (default: true)'),
+    window: z
+      .int()
+      .min(1)
+      .max(1000)
+      .default(7)
+      .describe('How many of the newest committed, non-suspect sets make the baseline (their median) (default: 7)'),
+    minHistory: z
+      .int()
+      .min(1)
+      .max(1000)
+      .default(3)
+      .describe('Judge nothing until this many sets exist, so first runs raise no false alarms (default: 3)'),
+    dropWarn: threshold(100, '20%', 'A size, file count or row count this much below the baseline warns'),
+    dropFail: threshold(
+      1000,
+      '50%',
+      'A drop this large fails the run; the set is still committed, marked suspect (above 100%: never fails)',
+    ),
+    growthWarn: threshold(100000, '100%', 'Growth this much above the baseline warns'),
+    ratioJumpWarn: threshold(
+      100,
+      '30%',
+      'A compression ratio this much below the baseline warns: data that stops compressing may be encrypted',
+    ),
+  })
+  .superRefine((anomalies, ctx) => {
+    if (anomalies.window >= 1 && anomalies.minHistory > anomalies.window) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['minHistory'],
+        message: `${anomalies.minHistory} is more than window (${anomalies.window}), so no baseline could ever form; lower minHistory or raise window`,
+        input: anomalies.minHistory,
+      });
+    }
+  });
 
 // ---------------------------------------------------------------------------------------------
 // Drills
@@ -486,7 +976,16 @@ const jobObjectSchema = z
       ),
     compression: compressionSchema.prefault({}).describe('How components are compressed (default: zstd level 3)'),
     checks: checksSchema.prefault({}).describe('Preflight free-space floor and the timeouts that fail a hung run'),
+    anomalies: anomaliesSchema
+      .prefault({})
+      .describe(
+        'Anomaly checks: each component against the median of recent sets (sizes, compression ratio, files, rows, vanished tables)',
+      ),
     drill: drillSchema.optional(),
+    notify: notifySchema,
+    hooks: hooksSchema.prefault({}),
+    metrics: metricsSchema.optional(),
+    schedule: scheduleSchema.prefault({}),
   })
   .describe('A backproof job: what to back up, where to, and what counts as healthy');
 
@@ -507,9 +1006,16 @@ export type LocalTargetConfig = z.output<typeof localTargetSchema>;
 export type SftpTargetConfig = z.output<typeof sftpTargetSchema>;
 export type S3TargetConfig = z.output<typeof s3TargetSchema>;
 export type TargetConfig = z.output<typeof targetSchema>;
+export type RetentionConfig = z.output<typeof retentionSchema>;
 export type JobConfig = z.output<typeof jobConfigSchema>;
 export type DrillConfig = z.output<typeof drillSchema>;
 export type DrillServerConfig = NonNullable<DrillConfig['mariadb']>;
+export type NotifyChannelConfig = z.output<typeof notifyChannelSchema>;
+export type EmailNotifyConfig = z.output<typeof emailNotifySchema>;
+export type NtfyNotifyConfig = z.output<typeof ntfyNotifySchema>;
+export type AnomaliesConfig = z.output<typeof anomaliesSchema>;
+export type HookConfig = z.output<typeof hookSchema>;
+export type ScheduleConfig = z.output<typeof scheduleSchema>;
 
 /** The JSON Schema of the config file as written (units as strings), for editors and `config schema`. */
 export function configJsonSchema(): object {
@@ -572,7 +1078,17 @@ function childSchema(schema: z.ZodType, key: PropertyKey, value: unknown): z.Zod
     const option = selectedOption(inner, value);
     return option === undefined ? undefined : childSchema(option, key, value);
   }
+  if (inner instanceof z.ZodUnion) {
+    const option = mapOption(inner, value);
+    return option === undefined ? undefined : childSchema(option, key, value);
+  }
   return undefined;
+}
+
+/** The map option of a plain union (text or a map, like a hook), when `value` is a map. */
+function mapOption(union: z.ZodUnion, value: unknown): z.ZodType | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  return (union.options as readonly z.ZodType[]).find((option) => unwrapped(option).schema instanceof z.ZodObject);
 }
 
 function childValue(value: unknown, key: PropertyKey): unknown {
@@ -589,7 +1105,12 @@ export function schemaAt(path: readonly PropertyKey[], input: unknown): SchemaIn
   }
   if (schema === undefined) return undefined;
   const { schema: inner, description } = unwrapped(schema);
-  const selected = inner instanceof z.ZodDiscriminatedUnion ? selectedOption(inner, value) : undefined;
+  const selected =
+    inner instanceof z.ZodDiscriminatedUnion
+      ? selectedOption(inner, value)
+      : inner instanceof z.ZodUnion
+        ? mapOption(inner, value)
+        : undefined;
   const object = selected === undefined ? inner : unwrapped(selected).schema;
   return {
     description,

@@ -14,6 +14,7 @@ import { redact } from '../lib/redact.js';
 import { formatBytes, formatDuration } from '../lib/units.js';
 import { compressedSuffix, compressionToolVersion } from '../pipeline/compress.js';
 import type { Measured } from '../pipeline/measure.js';
+import { exportMetricsTextfile } from '../report/metrics-textfile.js';
 import type { BackupReport, ComponentReport, PlanReport, TargetReport } from '../report/types.js';
 import { isObjectName, newSetId, objectKey } from '../set/layout.js';
 import { MANIFEST_FORMAT, type Manifest } from '../set/manifest.js';
@@ -24,13 +25,17 @@ import { openStateDb, type StateDb } from '../state/store.js';
 import { createTarget } from '../targets/index.js';
 import type { Target } from '../targets/types.js';
 import { VERSION } from '../version.js';
+import { type AnomalyCheck, checkAnomalies, stepsOfCheck } from './anomaly-check.js';
 import type { CoreContext } from './context.js';
 import { copyVerifiedObject } from './copy-object.js';
 import { type CommittedSet, decideOutcome, type Failure, type VerifiedObject } from './evidence.js';
+import { describeHook, type HookResult, hookEvidence, runClosingHooks, runHookPhase } from './hooks.js';
 import { estimateRunBytes, freeSpaceAt, judgeFreeSpace } from './preflight.js';
+import { type PruneTargetReport, retentionAfterBackup, retentionStepOf } from './prune.js';
 import { StepLog } from './steps.js';
 import {
   type ChainHead,
+  type CommittedListing,
   chainHeadOf,
   claimOwnership,
   commitManifest,
@@ -143,8 +148,12 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
   /** Raw size estimate per source (preflight): a size hint for targets that choose part sizes. */
   const estimates = new Map<string, number>();
   const chainHeads = new Map<string, ChainHead | null>();
+  /** Each prepared target's committed sets: the anomaly check's history. */
+  const listingsByTarget = new Map<string, CommittedListing[]>();
+  let anomalyCheck: AnomalyCheck | undefined;
   const committed: CommittedSet[] = [];
   let wroteToTargets = false;
+  const hookResults: HookResult[] = [];
 
   /** Objects of this set as produced: what every target must end up holding. */
   const produced: { name: string; key: string; component: string; stored: Measured }[] = [];
@@ -213,6 +222,29 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
     signal.throwIfAborted();
     if (!preflightOk) throw new PreflightFailed();
 
+    // ── before hooks: after preflight, before any source is read or anything is written ──────
+    const before = await runHookPhase({
+      phase: 'before',
+      hooks: config.hooks.before,
+      context: { job: config.job, runId },
+      signal,
+      steps,
+      now,
+      stopAtFailure: true,
+    });
+    hookResults.push(...before);
+    signal.throwIfAborted();
+    const failedHook = before.find((h) => !h.ok);
+    if (failedHook) {
+      // Like a failed preflight: the run stops with nothing written; onError and after hooks still run.
+      failures.push({
+        step: 'hook:before',
+        message: `${describeHook(failedHook)}; nothing was written`,
+        evidence: hookEvidence(failedHook),
+      });
+      throw new PreflightFailed();
+    }
+
     // ── claim, clean, find chain heads ───────────────────────────────────────
     for (const target of [...live.values()]) {
       const began = now();
@@ -224,6 +256,7 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
         );
         const cleanup = await removeIncompleteSets(target, config.job);
         const listings = await listCommittedSets(target, config.job, signal);
+        listingsByTarget.set(target.name, listings);
         const head = chainHeadOf(listings);
         chainHeads.set(target.name, head);
         for (const corrupt of listings.filter((l) => !l.parsed.ok)) {
@@ -542,6 +575,20 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
       );
       watchdog.streaming(false);
     }
+
+    // ── anomaly check, before any manifest: every copy of the set carries the same findings ──
+    anomalyCheck = checkAnomalies({
+      config,
+      state,
+      runId,
+      setId,
+      startedAt: startedAt.toISOString(),
+      checkedAt: now().toISOString(),
+      components,
+      listings: allTargets.map((t) => ({ target: t.name, listings: listingsByTarget.get(t.name) })),
+    });
+    for (const step of stepsOfCheck(anomalyCheck)) steps.record(step);
+    if (anomalyCheck.error) warnings.push(`the anomaly check could not run: ${anomalyCheck.error}`);
     const finishedAt = now().toISOString();
     const writeSetFile = async (target: Target, name: string, bytes: Buffer): Promise<VerifiedObject> => {
       const proof = await writeSmallObject(target, objectKey(config.job, setId, name), name, bytes, signal, now);
@@ -575,8 +622,8 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
           ...rest,
           ...(componentWarnings.length > 0 ? { warnings: componentWarnings } : {}),
         })),
-        anomalies: [],
-        suspect: false,
+        anomalies: anomalyCheck.findings,
+        suspect: anomalyCheck.suspect,
         warnings,
         previous: withHead(chainHeads.get(target.name)),
       };
@@ -660,9 +707,8 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
     }
   }
   await rm(scratchDir, { recursive: true, force: true }).catch(() => {});
-  await Promise.all(allTargets.map((t) => t.close().catch(() => {})));
 
-  const outcome = decideOutcome({
+  const outcomeInput = {
     requiredTargets: allTargets
       .filter((t) => !t.optional && !failures.some((f) => f.target === t.name))
       .map((t) => t.name),
@@ -670,7 +716,57 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
     failures,
     optionalFailures,
     warnings,
+    anomalies: anomalyCheck?.findings ?? [],
+  };
+  // ── retention per target, once the outcome is known: never after a failed run, only where this
+  // run's set is committed and not suspect; a problem there is a warning (core/prune.ts) ──
+  let retention: PruneTargetReport[] = [];
+  try {
+    retention = await retentionAfterBackup({
+      config,
+      targets: allTargets,
+      hostId: state.hostId(),
+      signal: input.signal,
+      log: input.log,
+      now,
+      setId,
+      committedTargets: new Set(committed.map((c) => c.target)),
+      runStatus: decideOutcome(outcomeInput).status,
+    });
+  } catch (error) {
+    if (input.signal.aborted) controller.abort(input.signal.reason);
+    warnings.push(`retention was interrupted (${messageOf(error)}); the committed set is unaffected`);
+  }
+  for (const report of retention) {
+    const step = retentionStepOf(report);
+    if (step) steps.record(step);
+    for (const error of report.errors) {
+      warnings.push(`target ${report.target}: retention failed (the committed set is unaffected): ${error}`);
+    }
+  }
+  await Promise.all(allTargets.map((t) => t.close().catch(() => {})));
+
+  // ── onError hooks (failed runs), then after hooks (every run); a failing one is a warning ──
+  const statusBeforeHooks = decideOutcome(outcomeInput).status;
+  const closing = await runClosingHooks({
+    hooks: config.hooks,
+    context: {
+      job: config.job,
+      runId,
+      status: statusBeforeHooks,
+      exitCode:
+        signal.aborted && signal.reason instanceof InterruptedError
+          ? ExitCode.interrupted
+          : exitCodeForStatus(statusBeforeHooks),
+      ...(committed.length > 0 ? { setId } : {}),
+    },
+    steps,
+    now,
   });
+  hookResults.push(...closing.results);
+  warnings.push(...closing.warnings);
+
+  const outcome = decideOutcome(outcomeInput);
   const interrupted = signal.aborted && signal.reason instanceof InterruptedError;
   const exitCode = interrupted ? ExitCode.interrupted : exitCodeForStatus(outcome.status);
   const finishedAt = now();
@@ -692,6 +788,10 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
     steps: steps.steps,
     warnings: [...outcome.warnings],
     failures: [...outcome.failures],
+    hooks: hookResults,
+    anomalies: [...(anomalyCheck?.findings ?? [])],
+    suspect: anomalyCheck?.suspect ?? false,
+    retention,
   };
   // The state database is output too: no registered secret may reach it.
   const storedReport = JSON.parse(redact(JSON.stringify(report))) as BackupReport;
@@ -702,6 +802,9 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
     bytes: report.bytes,
     report: storedReport,
   });
+  // node_exporter's textfile: written from the state database, so after the run is recorded.
+  const metricsProblem = await exportMetricsTextfile(config, state);
+  if (metricsProblem) steps.record({ name: 'metrics', status: 'warning', message: metricsProblem });
   void lock;
   return report;
 }

@@ -1,7 +1,9 @@
 // Evidence and the run's outcome. A `success` can only be built from verification results: a
 // VerifiedObject is minted only by `verifiedObject()` after a target proved size and SHA-256, a
 // CommittedSet only by `committedSet()` from verified objects plus a verified manifest, and a
-// RunOutcome only by `decideOutcome()`, which needs a CommittedSet for every required target.
+// RunOutcome only by `decideOutcome()`, which needs a CommittedSet for every required target and
+// turns the anomaly check's findings into failures (failure level) and warnings (warning level).
+import type { Finding } from '../policy/anomaly.js';
 import type { VerificationLevel } from '../targets/types.js';
 
 declare const verifiedBrand: unique symbol;
@@ -39,10 +41,30 @@ export interface Failure {
   evidence?: Record<string, unknown>;
 }
 
+export type WarningFinding = Finding & { level: 'warning' };
+
 export type RunOutcome = (
-  | { status: 'success'; committed: NonEmpty<CommittedSet>; warnings: readonly []; failures: readonly [] }
-  | { status: 'warning'; committed: NonEmpty<CommittedSet>; warnings: NonEmpty<string>; failures: readonly Failure[] }
-  | { status: 'failure'; committed: readonly CommittedSet[]; warnings: readonly string[]; failures: NonEmpty<Failure> }
+  | {
+      status: 'success';
+      committed: NonEmpty<CommittedSet>;
+      warnings: readonly [];
+      failures: readonly [];
+      anomalies: readonly [];
+    }
+  | {
+      status: 'warning';
+      committed: NonEmpty<CommittedSet>;
+      warnings: NonEmpty<string>;
+      failures: readonly Failure[];
+      anomalies: readonly WarningFinding[];
+    }
+  | {
+      status: 'failure';
+      committed: readonly CommittedSet[];
+      warnings: readonly string[];
+      failures: NonEmpty<Failure>;
+      anomalies: readonly Finding[];
+    }
 ) & { readonly [outcomeBrand]: true };
 
 export type RunStatus = RunOutcome['status'];
@@ -115,6 +137,11 @@ export interface OutcomeInput {
   /** Failures of optional targets: they make a warning, not a failure. */
   optionalFailures: readonly Failure[];
   warnings: readonly string[];
+  /**
+   * What the anomaly check found in this run's set (empty when it did not run). A failure-level
+   * finding fails the run although the set is committed (as suspect); a warning-level one warns.
+   */
+  anomalies: readonly Finding[];
 }
 
 /** The only way to get a RunOutcome. */
@@ -132,7 +159,16 @@ export function decideOutcome(input: OutcomeInput): RunOutcome {
   if (input.committed.length === 0 && failures.length === 0) {
     failures.push({ step: 'commit', message: 'no target holds a committed set from this run' });
   }
-  const warnings = [...input.warnings, ...input.optionalFailures.map((f) => `optional ${f.message}`)];
+  const anomalyWarnings: WarningFinding[] = [];
+  for (const finding of input.anomalies) {
+    if (finding.level === 'failure') failures.push(anomalyFailure(finding));
+    else anomalyWarnings.push({ ...finding, level: 'warning' });
+  }
+  const warnings = [
+    ...input.warnings,
+    ...anomalyWarnings.map(anomalyWarning),
+    ...input.optionalFailures.map((f) => `optional ${f.message}`),
+  ];
   const [firstFailure, ...moreFailures] = failures;
   if (firstFailure) {
     return {
@@ -140,6 +176,7 @@ export function decideOutcome(input: OutcomeInput): RunOutcome {
       committed: input.committed,
       warnings,
       failures: [firstFailure, ...moreFailures],
+      anomalies: input.anomalies,
     } as unknown as RunOutcome;
   }
   const [firstSet, ...moreSets] = input.committed;
@@ -151,7 +188,38 @@ export function decideOutcome(input: OutcomeInput): RunOutcome {
       committed: [firstSet, ...moreSets],
       warnings: [firstWarning, ...moreWarnings],
       failures: input.optionalFailures,
+      anomalies: anomalyWarnings,
     } as unknown as RunOutcome;
   }
-  return { status: 'success', committed: [firstSet, ...moreSets], warnings: [], failures: [] } as unknown as RunOutcome;
+  return {
+    status: 'success',
+    committed: [firstSet, ...moreSets],
+    warnings: [],
+    failures: [],
+    anomalies: [],
+  } as unknown as RunOutcome;
+}
+
+/** A failure-level finding: the set is a faithful copy, but nobody should rely on it unchecked. */
+function anomalyFailure(finding: Finding): Failure {
+  return {
+    step: 'anomaly',
+    component: finding.component,
+    message:
+      `${finding.message}. The set is committed but marked suspect: \`restore latest\` and retention pass over it. ` +
+      `Check the data; once a human has confirmed the change is expected, run \`backproof ack ${finding.id}\``,
+    evidence: {
+      finding: finding.id,
+      metric: finding.metric,
+      ...(finding.table === undefined ? {} : { table: finding.table }),
+      baseline: finding.baseline,
+      value: finding.value,
+      changeBp: finding.changeBp,
+      baselineSets: finding.baselineSets,
+    },
+  };
+}
+
+function anomalyWarning(finding: Finding): string {
+  return `${finding.message}; if this is expected, run \`backproof ack ${finding.id}\``;
 }

@@ -70,7 +70,9 @@ export async function locateSet(
     }
   }
 
-  const newestFirst = [...found.keys()].sort().reverse();
+  // By start time (milliseconds), then id: ids made in the same second do not sort by time.
+  const startOf = (id: string) => Date.parse(found.get(id)?.manifest.startedAt ?? '') || 0;
+  const newestFirst = [...found.keys()].sort((a, b) => startOf(b) - startOf(a) || (a < b ? 1 : a > b ? -1 : 0));
   let setId: string | undefined;
   const passedOverSuspect: string[] = [];
   if (wanted === 'latest') {

@@ -1,6 +1,6 @@
 // Records a run's steps in one place: the report, the state database and the reporter see the same.
 
-import { redact } from '../lib/redact.js';
+import { redact, redactDeep } from '../lib/redact.js';
 import type { Reporter, StepReport, StepStatus } from '../report/types.js';
 import type { StateDb } from '../state/store.js';
 
@@ -24,8 +24,11 @@ export class StepLog {
     startedAt: Date = this.now(),
   ): void {
     const finishedAt = this.now().toISOString();
+    // Evidence holds tools' stderr tails: a secret a tool printed must not reach the report or the database.
+    const evidence = step.evidence === undefined ? undefined : redactDeep(step.evidence);
     const entry: StepReport = {
       ...step,
+      ...(evidence !== undefined ? { evidence } : {}),
       message: redact(step.message),
       startedAt: startedAt.toISOString(),
       finishedAt,
@@ -47,7 +50,7 @@ export class StepLog {
       component: step.component,
       startedAt: entry.startedAt,
       finishedAt,
-      evidence: step.evidence,
+      evidence,
     });
   }
 }

@@ -26,9 +26,9 @@
 import { existsSync, readFileSync, renameSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { ensurePrivateDir } from '../state/dir.js';
 import { ConfigError, LockedError, type LockHolder, messageOf } from './errors.js';
+import { openSqlite, type SqliteDatabase, type SqliteOpenOptions } from './sqlite.js';
 
 export interface JobLock {
   readonly holder: LockHolder;
@@ -130,7 +130,7 @@ function withGate<T>(paths: LockPaths, job: string, fn: () => T): T {
  * An open connection inside `BEGIN EXCLUSIVE` on `file`, waiting at most `waitMs` for others;
  * undefined when they still hold it. The file stays empty: nothing is ever written to it.
  */
-function lockExclusively(file: string, waitMs: number): Database.Database | undefined {
+function lockExclusively(file: string, waitMs: number): SqliteDatabase | undefined {
   for (let attempt = 1; ; attempt++) {
     const connection = openLockFile(file, { timeout: waitMs });
     try {
@@ -156,7 +156,7 @@ function lockExclusively(file: string, waitMs: number): Database.Database | unde
 
 /** A shared-lock probe: fails with SQLITE_BUSY only while someone holds the exclusive lock. */
 function isLockTaken(file: string): boolean {
-  const probe = openLockFile(file, { readonly: true, fileMustExist: true, timeout: 0 });
+  const probe = openLockFile(file, { readonly: true, timeout: 0 });
   try {
     probe.pragma('schema_version');
     return false;
@@ -169,9 +169,9 @@ function isLockTaken(file: string): boolean {
   }
 }
 
-function openLockFile(file: string, options: Database.Options): Database.Database {
+function openLockFile(file: string, options: SqliteOpenOptions): SqliteDatabase {
   try {
-    return new Database(file, options);
+    return openSqlite(file, options);
   } catch (error) {
     throw new Error(`cannot open the lock file ${file}: ${messageOf(error)}; check the state directory's permissions`, {
       cause: error,
@@ -179,7 +179,7 @@ function openLockFile(file: string, options: Database.Options): Database.Databas
   }
 }
 
-function heldLock(paths: LockPaths, job: string, holder: LockHolder, connection: Database.Database): JobLock {
+function heldLock(paths: LockPaths, job: string, holder: LockHolder, connection: SqliteDatabase): JobLock {
   let released = false;
   const drop = (): void => {
     try {

@@ -17,6 +17,16 @@ export function redact(text: string): string {
   return out.replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]+):[^\s@/]+@/gi, '$1:***@');
 }
 
+/** `redact` applied to every string inside a JSON-like value (evidence, reports); a new value. */
+export function redactDeep<T>(value: T): T {
+  if (typeof value === 'string') return redact(value) as T;
+  if (Array.isArray(value)) return value.map((item) => redactDeep(item)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, redactDeep(item)])) as T;
+  }
+  return value;
+}
+
 /** For tests: forget every registered secret. */
 export function clearSecrets(): void {
   secrets.clear();

@@ -30,6 +30,8 @@ export async function withRetries<T>(
     policy?: RetryPolicy;
     signal: AbortSignal;
     onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
+    /** An answer, not a fault: thrown at once even when it looks transient (e.g. "no such file"). */
+    isAnswer?: (error: unknown) => boolean;
   },
 ): Promise<T> {
   const policy = options.policy ?? defaultRetryPolicy;
@@ -38,7 +40,7 @@ export async function withRetries<T>(
       return await action(attempt);
     } catch (error) {
       if (options.signal.aborted) throw options.signal.reason;
-      if (attempt >= policy.attempts || !isTransient(error)) throw error;
+      if (attempt >= policy.attempts || !isTransient(error) || options.isAnswer?.(error)) throw error;
       const base = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
       const delayMs = Math.round(base * (0.75 + Math.random() * 0.5));
       options.onRetry?.(error, attempt, delayMs);

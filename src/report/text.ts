@@ -102,10 +102,13 @@ export function renderBackupSummary(report: BackupReport): string[] {
       lines.push(`  … and ${report.warnings.length - 30} more (run with --json for all)`);
     return lines;
   }
+  const onlyAnomalies = report.failures.every((f) => f.step === 'anomaly');
   lines.push(
-    committed.length > 0
-      ? `FAILURE: set ${report.setId} is committed on ${where} only; required parts are not proven:`
-      : `FAILURE: no backup was committed by this run; earlier sets are untouched. What failed:`,
+    committed.length > 0 && onlyAnomalies
+      ? `FAILURE: set ${report.setId} is committed and verified on ${where}, but marked SUSPECT: its data looks wrong:`
+      : committed.length > 0
+        ? `FAILURE: set ${report.setId} is committed on ${where} only; required parts are not proven:`
+        : `FAILURE: no backup was committed by this run; earlier sets are untouched. What failed:`,
   );
   for (const failure of report.failures) {
     const where = [failure.target && `target ${failure.target}`, failure.component && `component ${failure.component}`]

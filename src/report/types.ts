@@ -1,6 +1,9 @@
 // What the core tells the outside world. The core never prints: it emits events to a Reporter, and
 // the CLI picks a text, JSON or silent one.
 import type { Failure, RunStatus } from '../core/evidence.js';
+import type { HookResult } from '../core/hooks.js';
+import type { PruneTargetReport } from '../core/prune.js';
+import type { Finding } from '../policy/anomaly.js';
 
 export type StepStatus = 'ok' | 'warning' | 'failed' | 'skipped';
 
@@ -86,6 +89,14 @@ export interface BackupReport {
   steps: StepReport[];
   warnings: string[];
   failures: Failure[];
+  /** What the before, onError and after hooks did, in the order they ran. */
+  hooks: HookResult[];
+  /** What the anomaly check found before the set was committed (empty when it did not run). */
+  anomalies: Finding[];
+  /** A finding reached failure level: the set was committed with `suspect: true`. */
+  suspect: boolean;
+  /** Retention per target after the set was committed (core/prune.ts); skipped targets say why. */
+  retention: PruneTargetReport[];
 }
 
 /** `backup --dry-run`: preflight and the plan; nothing written, so no status of a backup. */

@@ -3,17 +3,18 @@
 // the copy is one snapshot: every transaction is in it entirely or not at all. The copy is checked
 // (`PRAGMA quick_check`), its rows counted per table, then streamed and deleted.
 //
-// better-sqlite3 is synchronous, and VACUUM INTO of a big database takes minutes. It runs in a
-// child Node process rather than a worker thread: a worker cannot be stopped in the middle of a
-// native call (terminate() waits until SQLite returns, and better-sqlite3 has no interrupt), while
-// a child dies at once on abort, and a crash in native code cannot take the run down with it.
+// SQLite's Node drivers are synchronous (lib/sqlite.ts: node:sqlite or better-sqlite3), and VACUUM
+// INTO of a big database takes minutes. It runs in a child Node process, through the same adapter,
+// rather than a worker thread: a worker cannot be stopped in the middle of a native call
+// (terminate() waits until SQLite returns, and neither driver has an interrupt), while a child dies
+// at once on abort, and a crash in native code cannot take the run down with it.
 import { createReadStream } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
 import { messageOf, SourceError } from '../lib/errors.js';
 import { type CaptureResult, runCapture, toCommandError } from '../lib/exec.js';
+import { sqliteChildSetup } from '../lib/sqlite.js';
 import type { ComponentFacts, ComponentStream, PreflightFinding, Source, SourceContext } from './types.js';
 
 export interface SqliteSourceOptions {
@@ -109,12 +110,13 @@ async function snapshotComponent(options: SqliteSourceOptions, ctx: SourceContex
 }
 
 function runSnapshotChild(options: SqliteSourceOptions, copyPath: string, signal: AbortSignal): Promise<CaptureResult> {
-  return runCapture(process.execPath, ['-e', SNAPSHOT_SCRIPT], {
+  const adapter = sqliteChildSetup();
+  return runCapture(process.execPath, [...adapter.execArgv, '--input-type=module', '-e', SNAPSHOT_SCRIPT], {
     signal,
     maxOutputBytes: 64 * 1024 * 1024,
     killGraceMs: 1000,
     env: {
-      BACKPROOF_BETTER_SQLITE3: createRequire(import.meta.url).resolve('better-sqlite3'),
+      ...adapter.env,
       BACKPROOF_SQLITE_SOURCE: options.path,
       BACKPROOF_SQLITE_COPY: copyPath,
       BACKPROOF_SQLITE_BUSY_MS: String(options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT_MS),
@@ -201,24 +203,24 @@ function failedStreams(error: SourceError): Pick<ComponentStream, 'data' | 'fact
   return { data, facts };
 }
 
-// Runs in a child `node -e` (CommonJS). Reads its inputs from the environment and answers with one
-// JSON document on stdout; SQLite errors are answered, not thrown, so the parent can explain them.
+// Runs in a child `node --input-type=module -e`. Reads its inputs from the environment and answers
+// with one JSON document on stdout; SQLite errors are answered, not thrown, so the parent can
+// explain them.
 const SNAPSHOT_SCRIPT = String.raw`
-'use strict';
-const Database = require(process.env.BACKPROOF_BETTER_SQLITE3);
 const sourcePath = process.env.BACKPROOF_SQLITE_SOURCE;
 const copyPath = process.env.BACKPROOF_SQLITE_COPY;
 const busyMs = Number(process.env.BACKPROOF_SQLITE_BUSY_MS);
 const reply = (value) => process.stdout.write(JSON.stringify(value));
 try {
+  const { openSqlite } = await import(process.env.BACKPROOF_SQLITE_ADAPTER);
   // Read-only: the copy never writes to the live database. One statement = one read transaction = one snapshot.
-  const source = new Database(sourcePath, { readonly: true, fileMustExist: true, timeout: busyMs });
+  const source = openSqlite(sourcePath, { readonly: true, timeout: busyMs });
   try {
     source.prepare('VACUUM INTO ?').run(copyPath);
   } finally {
     source.close();
   }
-  const copy = new Database(copyPath, { readonly: true, fileMustExist: true });
+  const copy = openSqlite(copyPath, { readonly: true });
   try {
     const quickCheck = copy.pragma('quick_check').map((row) => String(row.quick_check));
     const schema = copy

@@ -1,8 +1,8 @@
 // Opens `<stateDir>/state.db`: WAL, synchronous=FULL, busy_timeout 5000, foreign keys on, and the
 // schema brought up to date by migrations counted in `PRAGMA user_version`.
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { messageOf } from '../lib/errors.js';
+import { openSqlite, type SqliteDatabase, SqliteError } from '../lib/sqlite.js';
 import { ensurePrivateDir } from './dir.js';
 
 const busyTimeoutMs = 5000;
@@ -84,17 +84,81 @@ const migrations: readonly string[] = [
     PRIMARY KEY (job, target)
   ) STRICT;
   `,
+  // Anomalies: each backup run's check, its findings, and the acks that accept a finding as the new
+  // baseline (src/state/anomaly-store.ts).
+  `
+  CREATE TABLE anomaly_checks (
+    run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    job TEXT NOT NULL,
+    set_id TEXT NOT NULL,
+    set_started_at TEXT NOT NULL,
+    checked_at TEXT NOT NULL,
+    history_source TEXT NOT NULL,
+    history_sets INTEGER NOT NULL CHECK (history_sets >= 0)
+  ) STRICT;
+  CREATE INDEX anomaly_checks_by_job ON anomaly_checks (job, set_id);
+
+  CREATE TABLE anomaly_findings (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES anomaly_checks (run_id) ON DELETE CASCADE,
+    job TEXT NOT NULL,
+    set_id TEXT NOT NULL,
+    finding_id TEXT NOT NULL,
+    level TEXT NOT NULL CHECK (level IN ('warning', 'failure')),
+    metric TEXT NOT NULL,
+    component TEXT NOT NULL,
+    table_name TEXT,
+    baseline INTEGER NOT NULL CHECK (baseline >= 0),
+    value INTEGER NOT NULL CHECK (value >= 0),
+    baseline_sets INTEGER NOT NULL CHECK (baseline_sets >= 0),
+    change_bp INTEGER,
+    message TEXT NOT NULL,
+    UNIQUE (run_id, finding_id)
+  ) STRICT;
+  CREATE INDEX anomaly_findings_by_set ON anomaly_findings (job, set_id);
+
+  CREATE TABLE anomaly_acks (
+    id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    finding_id TEXT NOT NULL,
+    finding_set_id TEXT NOT NULL,
+    set_id TEXT NOT NULL,
+    set_started_at TEXT NOT NULL,
+    acked_at TEXT NOT NULL,
+    acked_by TEXT,
+    UNIQUE (job, finding_id, finding_set_id, set_id)
+  ) STRICT;
+  `,
+  // Notifications: every delivery attempt per channel (the repeat rule reads it; status lists the
+  // undelivered). src/state/notification-store.ts.
+  `
+  CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    event TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    run_id INTEGER REFERENCES runs (id) ON DELETE SET NULL,
+    at TEXT NOT NULL,
+    ok INTEGER NOT NULL CHECK (ok IN (0, 1)),
+    attempts INTEGER NOT NULL CHECK (attempts >= 0),
+    subject TEXT NOT NULL,
+    error TEXT,
+    CHECK ((ok = 1) = (error IS NULL))
+  ) STRICT;
+  CREATE INDEX notifications_by_channel ON notifications (job, channel, at);
+  `,
 ];
 
 /** The user_version of a database this build has migrated. */
 export const schemaVersion = migrations.length;
 
 /** Opens (creating if needed) the state database of `stateDir`, ready to use. */
-export function openDatabase(stateDir: string): { db: Database.Database; path: string } {
+export function openDatabase(stateDir: string): { db: SqliteDatabase; path: string } {
   const path = join(ensurePrivateDir(stateDir), 'state.db');
-  let db: Database.Database;
+  let db: SqliteDatabase;
   try {
-    db = new Database(path, { timeout: busyTimeoutMs });
+    db = openSqlite(path, { timeout: busyTimeoutMs });
   } catch (error) {
     throw new Error(`cannot open the state database ${path}: ${messageOf(error)}`, { cause: error });
   }
@@ -103,7 +167,7 @@ export function openDatabase(stateDir: string): { db: Database.Database; path: s
     migrate(db, path);
   } catch (error) {
     db.close();
-    if (!(error instanceof Database.SqliteError)) throw error; // ours already name the file
+    if (!(error instanceof SqliteError)) throw error; // ours already name the file
     const damaged = /^SQLITE_(NOTADB|CORRUPT)/.test(error.code);
     throw new Error(
       `cannot prepare the state database ${path}: ${messageOf(error)}` +
@@ -114,7 +178,7 @@ export function openDatabase(stateDir: string): { db: Database.Database; path: s
   return { db, path };
 }
 
-function configure(db: Database.Database, path: string): void {
+function configure(db: SqliteDatabase, path: string): void {
   db.pragma(`busy_timeout = ${busyTimeoutMs}`);
   const mode = db.pragma('journal_mode = WAL', { simple: true });
   if (mode !== 'wal')
@@ -125,7 +189,7 @@ function configure(db: Database.Database, path: string): void {
   db.pragma('foreign_keys = ON');
 }
 
-function migrate(db: Database.Database, path: string): void {
+function migrate(db: SqliteDatabase, path: string): void {
   const version = (): number => db.pragma('user_version', { simple: true }) as number;
   const found = version();
   if (found > schemaVersion) {

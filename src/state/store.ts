@@ -1,10 +1,12 @@
 // The state database's typed API: run history, steps, components, object verifications and each
 // target's chain head. History and cache only: targets are the truth.
-import Database from 'better-sqlite3';
 import { messageOf } from '../lib/errors.js';
+import { type SqliteDatabase, SqliteError } from '../lib/sqlite.js';
+import { anomalyStore } from './anomaly-store.js';
 import { count, fromJson, integer, oneOf, tableCounts, text, toJson, utcTimestamp } from './checks.js';
 import { openDatabase } from './db.js';
 import { loadHostId } from './host-id.js';
+import { notificationStore } from './notification-store.js';
 import type {
   ChainHeadRecord,
   ComponentRow,
@@ -17,6 +19,8 @@ import type {
   StepStatus,
 } from './types.js';
 
+export type { AckRecord, AnomalyCheckRecord, ComponentHistoryRow, StoredFinding } from './anomaly-store.js';
+export type { NotificationRecord, NotificationRow } from './notification-store.js';
 export type {
   ChainHeadRecord,
   ComponentRecord,
@@ -56,7 +60,7 @@ export function openStateDb(stateDir: string): StateDb {
     try {
       return fn();
     } catch (error) {
-      if (error instanceof Database.SqliteError && error.code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+      if (error instanceof SqliteError && error.code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
         throw new Error(`state database ${path}: ${operation}: run ${runId} does not exist (start it with startRun)`, {
           cause: error,
         });
@@ -79,6 +83,8 @@ export function openStateDb(stateDir: string): StateDb {
 
   return {
     path,
+    ...anomalyStore(db, write),
+    ...notificationStore(db, write),
 
     hostId() {
       hostId ??= loadHostId(stateDir);
@@ -213,7 +219,7 @@ export function openStateDb(stateDir: string): StateDb {
   };
 }
 
-function prepareStatements(db: Database.Database) {
+function prepareStatements(db: SqliteDatabase) {
   return {
     insertRun: db.prepare(
       `INSERT INTO runs (job, command, started_at, pid, host)

@@ -1,5 +1,7 @@
 // The state database's typed surface: rows as the rest of backproof sees them (camelCase, JSON
 // parsed, sizes as integers). The database is history and cache; targets are the truth.
+import type { AnomalyStore } from './anomaly-store.js';
+import type { NotificationStore } from './notification-store.js';
 
 export type RunStatus = 'success' | 'warning' | 'failure';
 export type StepStatus = 'ok' | 'warning' | 'failed' | 'skipped';
@@ -128,7 +130,7 @@ export type RunDetail = RunRow & { steps: StepRow[]; components: ComponentRow[];
  * Every method is one transaction. Timestamps are UTC ISO-8601 strings from the caller's clock
  * (stored in `Date#toISOString` form); sizes and counts are integers up to 2^53-1.
  */
-export interface StateDb {
+export interface StateDb extends AnomalyStore, NotificationStore {
   readonly path: string;
   /** A random id made once per state dir (stored in it): this host's identity on targets. */
   hostId(): string;

@@ -18,6 +18,8 @@ export function withTargetRetries(
       policy,
       signal,
       onRetry: (error, attempt, delayMs) => options.onRetry?.(call, error, attempt, delayMs),
+      // A missing object is the target's answer: asking again cannot change it (and costs seconds).
+      isAnswer: (error) => target.isNotFound(error),
     });
   const wrapped: Target = {
     name: target.name,

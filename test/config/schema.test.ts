@@ -45,6 +45,18 @@ describe('jobConfigSchema defaults', () => {
         stallTimeout: 600_000,
         maxDuration: 21_600_000,
       },
+      anomalies: {
+        enabled: true,
+        window: 7,
+        minHistory: 3,
+        dropWarn: 2000,
+        dropFail: 5000,
+        growthWarn: 10000,
+        ratioJumpWarn: 3000,
+      },
+      hooks: { before: [], after: [], onError: [] },
+      notify: [],
+      schedule: { backup: 'daily', verify: '0 7 * * 0', drill: '0 7 * * 3', randomizedDelay: 1_800_000 },
       stateDir: defaultStateDir(),
     });
     assert.equal(config.objectives, undefined);
@@ -256,6 +268,10 @@ describe('configJsonSchema', () => {
       .filter(([, node]) => node.type === 'object' && Array.isArray(node.required))
       .map(([, node]) => (node.required as string[]).join(','));
     assert.deepEqual(required.sort(), [
+      'command', // a hook in its long form: before
+      'command', // after
+      'command', // onError
+      'component,sql', // a drill assertion
       'job,sources,targets',
       'name,type', // system
       'name,type,bucket', // s3
@@ -266,6 +282,14 @@ describe('configJsonSchema', () => {
       'name,type,paths', // files
       'name,type,user', // mariadb
       'name,type,user', // postgres
+      'type', // notify: webhook
+      'type', // slack
+      'type', // discord
+      'type', // ntfy
+      'type', // healthchecks
+      'type,smtp,from,to', // email
+      'user', // drill.mariadb
+      'user', // drill.postgres
     ]);
   });
 

@@ -50,6 +50,7 @@ function outcome(input: Partial<OutcomeInput>): RunOutcome {
     failures: [],
     optionalFailures: [],
     warnings: [],
+    anomalies: [],
     ...input,
   });
 }

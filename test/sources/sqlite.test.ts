@@ -3,19 +3,17 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Database from 'better-sqlite3';
 import { SourceError } from '../../src/lib/errors.js';
 import { silentLogger } from '../../src/lib/log.js';
+import { openSqlite, sqliteChildSetup } from '../../src/lib/sqlite.js';
 import { createSqliteSource } from '../../src/sources/sqlite.js';
 import type { ComponentFacts, ComponentStream, Source, SourceContext } from '../../src/sources/types.js';
 
-const betterSqlite3 = createRequire(import.meta.url).resolve('better-sqlite3');
 /** Rows per writer transaction: every table of a consistent copy holds a multiple of this. */
 const N = 37;
 
@@ -70,7 +68,7 @@ function sqlite3(file: string, sql: string): string {
 }
 
 function createDatabase(file: string, journalMode: 'wal' | 'delete', rowsPerTable: number): void {
-  const db = new Database(file);
+  const db = openSqlite(file);
   db.pragma(`journal_mode = ${journalMode}`);
   db.pragma('synchronous = off'); // only to build the fixture fast
   db.exec(`
@@ -94,8 +92,8 @@ function createDatabase(file: string, journalMode: 'wal' | 'delete', rowsPerTabl
 /** Starts a process that commits transactions of N rows into both tables until killed; resolves once it has committed. */
 async function startWriter(file: string): Promise<ChildProcess> {
   const script = `
-    const Database = require(${JSON.stringify(betterSqlite3)});
-    const db = new Database(${JSON.stringify(file)}, { timeout: 60000 });
+    const { openSqlite } = await import(process.env.BACKPROOF_SQLITE_ADAPTER);
+    const db = openSqlite(${JSON.stringify(file)}, { timeout: 60000 });
     const insertOrder = db.prepare('INSERT INTO orders (customer, note) VALUES (?, ?)');
     const insertLine = db.prepare('INSERT INTO order_lines VALUES (?, ?, ?)');
     const commit = db.transaction(() => {
@@ -109,15 +107,31 @@ async function startWriter(file: string): Promise<ChildProcess> {
       if (i === 0) process.stdout.write('committing\\n');
     }
   `;
-  const writer = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const writer = spawnWithAdapter(script);
   children.push(writer);
   const [chunk] = (await once(writer.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
   assert.equal(chunk.toString(), 'committing\n');
   return writer;
 }
 
+/** A child `node` running the ES module `script`, which imports this process's SQLite adapter from BACKPROOF_SQLITE_ADAPTER. */
+function spawnWithAdapter(script: string): ChildProcess {
+  const adapter = sqliteChildSetup();
+  return spawn(process.execPath, [...adapter.execArgv, '--input-type=module', '-e', script], {
+    env: { ...process.env, ...adapter.env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+}
+
+/** A script that holds an exclusive lock on `file` until it is killed. */
+function exclusiveHolderScript(file: string): string {
+  return `const { openSqlite } = await import(process.env.BACKPROOF_SQLITE_ADAPTER);
+    const db = openSqlite(${JSON.stringify(file)});
+    db.exec('BEGIN EXCLUSIVE'); process.stdout.write('locked\\n'); setInterval(() => {}, 1000);`;
+}
+
 function countRows(file: string, table: string): number {
-  const db = new Database(file, { readonly: true, timeout: 60000 });
+  const db = openSqlite(file, { readonly: true, timeout: 60000 });
   try {
     return db.prepare(`SELECT count(*) FROM "${table}"`).pluck().get() as number;
   } finally {
@@ -171,7 +185,7 @@ for (const journalMode of ['wal', 'delete'] as const) {
 describe('a quiet database', () => {
   it('round trip: the dump of the copy equals the dump of the original', async () => {
     const file = path.join(dir, 'shop.db');
-    const db = new Database(file);
+    const db = openSqlite(file);
     db.pragma('journal_mode = wal');
     db.exec(`
       CREATE TABLE people (name TEXT, photo BLOB, born REAL);  -- no INTEGER PRIMARY KEY: VACUUM may renumber rowids
@@ -198,7 +212,7 @@ describe('a quiet database', () => {
 
   it('full-text tables: same content (VACUUM lists virtual tables last in the schema), shadow tables counted', async () => {
     const file = path.join(dir, 'search.db');
-    const db = new Database(file);
+    const db = openSqlite(file);
     db.exec(`
       CREATE VIRTUAL TABLE notes USING fts5(body);
       INSERT INTO notes VALUES ('déjà vu'), ('second note');
@@ -217,7 +231,7 @@ describe('a quiet database', () => {
 
   it('estimates the raw size as the file plus its write-ahead log', async () => {
     const file = path.join(dir, 'est.db');
-    const db = new Database(file);
+    const db = openSqlite(file);
     db.pragma('journal_mode = wal');
     db.pragma('wal_autocheckpoint = 0');
     db.exec(
@@ -247,15 +261,7 @@ describe('abort', () => {
     const file = path.join(dir, 'locked.db');
     createDatabase(file, 'delete', N);
     // A process holding an exclusive lock: the read transaction of VACUUM INTO has to wait.
-    const holder = spawn(
-      process.execPath,
-      [
-        '-e',
-        `const db = new (require(${JSON.stringify(betterSqlite3)}))(${JSON.stringify(file)});
-         db.exec('BEGIN EXCLUSIVE'); process.stdout.write('locked\\n'); setInterval(() => {}, 1000);`,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const holder = spawnWithAdapter(exclusiveHolderScript(file));
     children.push(holder);
     await once(holder.stdout as NodeJS.ReadableStream, 'data');
 
@@ -292,15 +298,7 @@ describe('a database that stays locked', () => {
   it('fails the component after busyTimeout with a clear message', async () => {
     const file = path.join(dir, 'busy.db');
     createDatabase(file, 'delete', N);
-    const holder = spawn(
-      process.execPath,
-      [
-        '-e',
-        `const db = new (require(${JSON.stringify(betterSqlite3)}))(${JSON.stringify(file)});
-         db.exec('BEGIN EXCLUSIVE'); process.stdout.write('locked\\n'); setInterval(() => {}, 1000);`,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const holder = spawnWithAdapter(exclusiveHolderScript(file));
     children.push(holder);
     await once(holder.stdout as NodeJS.ReadableStream, 'data');
     const component = await onlyComponent(

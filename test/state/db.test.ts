@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/lib/sqlite.js';
 import { openDatabase, schemaVersion } from '../../src/state/db.js';
 import { openStateDb } from '../../src/state/store.js';
 
@@ -54,7 +54,7 @@ describe('openDatabase', () => {
     });
     first.close();
     const schema = (): unknown => {
-      const raw = new Database(join(stateDir, 'state.db'), { readonly: true });
+      const raw = openSqlite(join(stateDir, 'state.db'), { readonly: true });
       try {
         return {
           version: raw.pragma('user_version', { simple: true }),
@@ -78,12 +78,22 @@ describe('openDatabase', () => {
     rmSync(path);
     rmSync(`${path}-wal`, { force: true });
     rmSync(`${path}-shm`, { force: true });
-    new Database(path).close();
+    openSqlite(path).close();
     const { db } = openDatabase(stateDir);
     try {
       assert.equal(db.pragma('user_version', { simple: true }), schemaVersion);
       const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).pluck().all();
-      assert.deepEqual(tables, ['chain_heads', 'components', 'object_verifications', 'runs', 'steps']);
+      assert.deepEqual(tables, [
+        'anomaly_acks',
+        'anomaly_checks',
+        'anomaly_findings',
+        'chain_heads',
+        'components',
+        'notifications',
+        'object_verifications',
+        'runs',
+        'steps',
+      ]);
     } finally {
       db.close();
     }
@@ -91,7 +101,7 @@ describe('openDatabase', () => {
 
   it('refuses a database from a newer backproof, naming the file and what to do', () => {
     openDatabase(stateDir).db.close();
-    const raw = new Database(join(stateDir, 'state.db'));
+    const raw = openSqlite(join(stateDir, 'state.db'));
     raw.pragma(`user_version = ${schemaVersion + 1}`);
     raw.close();
     assert.throws(

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/lib/sqlite.js';
 import { openStateDb } from '../../src/state/store.js';
 import { LineChild } from '../helpers/state-spawn.js';
 
@@ -39,7 +39,7 @@ describe('state database and real processes', () => {
 
     const db = openStateDb(stateDir);
     try {
-      const check = new Database(db.path, { readonly: true });
+      const check = openSqlite(db.path, { readonly: true });
       try {
         assert.deepEqual(check.pragma('integrity_check', { simple: false }), [{ integrity_check: 'ok' }]);
         assert.deepEqual(check.pragma('foreign_key_check'), []);

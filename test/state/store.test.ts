@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
+import { openSqlite, type SqliteDatabase } from '../../src/lib/sqlite.js';
 import { openStateDb, type StateDb } from '../../src/state/store.js';
 
 let root: string;
@@ -49,8 +49,8 @@ function component(runId: number, overrides: Partial<Parameters<StateDb['recordC
 }
 
 /** A second connection, to see what is really stored. */
-function raw<T>(fn: (connection: Database.Database) => T): T {
-  const connection = new Database(db.path, { readonly: true });
+function raw<T>(fn: (connection: SqliteDatabase) => T): T {
+  const connection = openSqlite(db.path, { readonly: true });
   try {
     return fn(connection);
   } finally {

@@ -2,11 +2,12 @@
 // PRAGMA integrity_check, rows per table keyed like the source's facts (`main.<table>`, see
 // src/sources/sqlite.ts), and optionally one scalar query for drill assertions.
 //
-// The file is opened read-only with better-sqlite3 in a child Node process, as the source does: a
+// The file is opened read-only through the SQLite adapter (src/lib/sqlite.ts: node:sqlite or
+// better-sqlite3, as the parent chose) in a child Node process, as the source does: a
 // check of a big file takes minutes in a synchronous native call, which only a child can abandon
 // at once on abort, and a crash in native code cannot take the run down with it.
-import { createRequire } from 'node:module';
 import { runCapture, toCommandError } from '../../lib/exec.js';
+import { sqliteChildSetup } from '../../lib/sqlite.js';
 import { DatabaseError } from './types.js';
 
 export interface SqliteFileCheck {
@@ -38,12 +39,13 @@ type Reply =
  */
 export async function checkSqliteFile(file: string, signal: AbortSignal, scalarSql?: string): Promise<SqliteFileCheck> {
   const where = `sqlite ${file}`;
-  const result = await runCapture(process.execPath, ['-e', CHECK_SCRIPT], {
+  const adapter = sqliteChildSetup();
+  const result = await runCapture(process.execPath, [...adapter.execArgv, '--input-type=module', '-e', CHECK_SCRIPT], {
     signal,
     maxOutputBytes: 64 * 1024 * 1024,
     killGraceMs: 1000,
     env: {
-      BACKPROOF_BETTER_SQLITE3: createRequire(import.meta.url).resolve('better-sqlite3'),
+      ...adapter.env,
       BACKPROOF_SQLITE_FILE: file,
       ...(scalarSql === undefined ? {} : { BACKPROOF_SQLITE_SQL: scalarSql }),
     },
@@ -94,12 +96,12 @@ function describeFailure(reply: Extract<Reply, { ok: false }>, sql: string | und
   }
 }
 
-// Runs in a child `node -e` (CommonJS). Reads its inputs from the environment and answers with one
-// JSON document on stdout; SQLite errors are answered, not thrown, so the parent can explain them.
+// Runs in a child `node --input-type=module -e`. Reads its inputs from the environment and answers
+// with one JSON document on stdout; SQLite errors are answered, not thrown, so the parent can
+// explain them.
 const CHECK_SCRIPT = String.raw`
-'use strict';
-const fs = require('node:fs');
-const Database = require(process.env.BACKPROOF_BETTER_SQLITE3);
+import fs from 'node:fs';
+const { openSqlite } = await import(process.env.BACKPROOF_SQLITE_ADAPTER);
 const file = process.env.BACKPROOF_SQLITE_FILE;
 const sql = process.env.BACKPROOF_SQLITE_SQL;
 const reply = (value) => process.stdout.write(JSON.stringify(value));
@@ -120,7 +122,7 @@ let db;
 let step = 'open';
 try {
   if (!fs.statSync(file).isFile()) throw Object.assign(new Error(file + ' is not a regular file'), { code: 'SQLITE_CANTOPEN' });
-  db = new Database(file, { readonly: true, fileMustExist: true });
+  db = openSqlite(file, { readonly: true });
   step = 'check';
   const integrity = db.pragma('integrity_check').map((row) => String(row.integrity_check));
   const schema = db
@@ -132,7 +134,7 @@ try {
     for (const { name, sql: definition } of schema) {
       const quoted = '"' + name.replaceAll('"', '""') + '"';
       try {
-        tables['main.' + name] = Number(db.prepare('SELECT count(*) FROM main.' + quoted).pluck().safeIntegers(true).get());
+        tables['main.' + name] = Number(db.prepare('SELECT count(*) FROM main.' + quoted).pluck().get());
       } catch (error) {
         // A virtual table whose module is not compiled in cannot be read (the source skips it too).
         if (!/^\s*CREATE\s+VIRTUAL\s+TABLE/i.test(definition ?? '')) throw error;
@@ -144,10 +146,11 @@ try {
   const answer = { ok: true, version, integrity, tables, warnings };
   if (sql !== undefined) {
     step = 'query';
-    const statement = db.prepare(sql);
-    if (!statement.reader) throw new Error('it returns no rows; give a query such as SELECT count(*) FROM users');
-    const row = statement.raw(true).safeIntegers(true).get();
-    answer.scalar = row === undefined ? null : text(row[0]);
+    const row = db.prepare(sql).get();
+    if (row !== undefined && (row === null || typeof row !== 'object')) {
+      throw new Error('it returns no rows; give a query such as SELECT count(*) FROM users');
+    }
+    answer.scalar = row === undefined ? null : text(Object.values(row)[0]);
   }
   reply(answer);
 } catch (error) {

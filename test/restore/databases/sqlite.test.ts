@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { silentLogger } from '../../../src/lib/log.js';
+import { openSqlite } from '../../../src/lib/sqlite.js';
 import { DatabaseError } from '../../../src/restore/databases/index.js';
 import { checkSqliteFile, querySqliteScalar } from '../../../src/restore/databases/sqlite.js';
 import { createSqliteSource } from '../../../src/sources/sqlite.js';
@@ -21,7 +21,7 @@ const never = new AbortController().signal;
 before(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'backproof-check-sqlite-'));
   const live = path.join(root, 'app.sqlite');
-  const db = new Database(live);
+  const db = openSqlite(live);
   db.pragma('journal_mode = WAL');
   db.exec(`
     CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, avatar BLOB, score REAL);
@@ -81,7 +81,10 @@ describe('checkSqliteFile', () => {
     );
     const huge = await querySqliteScalar(restored, 'SELECT score FROM users WHERE id = 1000', never);
     assert.match(huge ?? '', /^1000000000000000\d{285}$/);
-    assert.equal(await querySqliteScalar(restored, 'SELECT 9007199254740993', never), '9007199254740993');
+    // Past 2^53 - 1 an integer has no exact JavaScript number: refused, never rounded.
+    const tooBig = await rejection(querySqliteScalar(restored, 'SELECT 9007199254740993', never));
+    assert.match(tooBig.message, /9007199254740993/);
+    assert.equal(await querySqliteScalar(restored, 'SELECT 9007199254740991', never), '9007199254740991');
     assert.equal(await querySqliteScalar(restored, 'SELECT id FROM users WHERE id < 0', never), null);
   });
 
