@@ -11,6 +11,7 @@ import { pruneCommand } from './commands/prune.js';
 import { restoreCommand } from './commands/restore.js';
 import { runbookCommand } from './commands/runbook.js';
 import { scheduleCommand } from './commands/schedule.js';
+import { serveCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
 import type { Command, CommandIO } from './commands/types.js';
 import { verifyCommand } from './commands/verify.js';
@@ -32,6 +33,7 @@ const COMMANDS: readonly Command[] = [
   configCommand,
   scheduleCommand,
   daemonCommand,
+  serveCommand,
 ];
 
 function usage(): string {

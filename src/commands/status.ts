@@ -6,7 +6,13 @@ import { readCatalog, selectTargets } from '../core/catalog.js';
 import { ExitCode } from '../lib/exit-codes.js';
 import { inspectJobLock } from '../lib/lock.js';
 import { formatDuration } from '../lib/units.js';
-import { type DrillHealthInput, jobHealthy, judgeDrill, judgeTargetHealth } from '../policy/health.js';
+import {
+  type DrillHealthInput,
+  everyCopyDeletable,
+  jobHealthy,
+  judgeDrill,
+  judgeTargetHealth,
+} from '../policy/health.js';
 import type { NotificationRow } from '../state/notification-store.js';
 import { openStateDb, type StoredFinding } from '../state/store.js';
 import { displayTime, writeJson, writeLines } from './output.js';
@@ -87,7 +93,22 @@ export const statusCommand: Command = {
         state.close();
       }
     }
-    const drill = judgeDrill(lastDrill, config.objectives?.rto);
+    const drill = judgeDrill(lastDrill, {
+      expected: config.drill !== undefined,
+      nowMs,
+      ...(config.objectives?.rto !== undefined ? { rtoObjectiveMs: config.objectives.rto } : {}),
+      ...(config.drill ? { maxAgeMs: config.drill.maxAge } : {}),
+    });
+    // Shown, not judged: the RPO says whether the sets are fresh enough, and a failure that was only an
+    // anomaly is settled by `ack`; the line makes sure a human sees it.
+    const lastRunFailed = lastRun?.status === 'failure' || lastRun?.status === 'abandoned';
+    const warnings: string[] = [];
+    if (everyCopyDeletable(config.targets)) {
+      warnings.push(
+        'every copy can be deleted with credentials held on this host (no target is appendOnly): ' +
+          'give one target credentials that cannot delete (S3 Object Lock, a NAS snapshot or pull), then set appendOnly: true',
+      );
+    }
     const healthy = jobHealthy(targets) && drill.healthy && anomalies.length === 0;
     const exitCode = healthy ? ExitCode.success : ExitCode.failure;
     if (args.json) {
@@ -96,11 +117,14 @@ export const statusCommand: Command = {
         healthy,
         targets: targets.map((t) => ({ ...t, verification: verification.get(t.target) ?? null })),
         lastRun,
+        lastRunFailed,
         lastDrill: drill.last ? { ...drill.last, healthy: drill.healthy, problem: drill.problem } : null,
+        drillProblem: drill.problem,
         running: lock.held ? (lock.holder ?? null) : null,
         unfinishedRuns: unfinished,
         undeliveredNotifications: undelivered,
         anomalies,
+        warnings,
       });
       return exitCode;
     }
@@ -123,7 +147,11 @@ export const statusCommand: Command = {
       );
     if (lastRun) {
       lines.push(
-        `  last run #${lastRun.id}: ${lastRun.status ?? 'unfinished'}, started ${displayTime(lastRun.startedAt)}`,
+        `  ${lastRunFailed ? '!' : ' '} last run #${lastRun.id}: ${lastRun.status ?? 'unfinished'}, ` +
+          `started ${displayTime(lastRun.startedAt)}` +
+          (lastRunFailed
+            ? '; read why in `backproof status --json` or the journal, fix it, run `backproof backup`'
+            : ''),
       );
     }
     if (drill.last) {
@@ -137,9 +165,10 @@ export const statusCommand: Command = {
         `  ${drill.healthy ? '✓' : '✗'} last drill ${displayTime(drill.last.at)}: ${drill.last.status ?? 'unfinished'}` +
           `${drill.last.setId ? ` of set ${drill.last.setId}` : ''}${rto}${drill.problem ? `; ${drill.problem}` : ''}`,
       );
-    } else if (config.drill) {
-      lines.push('  ! no drill has run yet: run `backproof drill` to prove a set restores');
+    } else if (drill.problem) {
+      lines.push(`  ✗ ${drill.problem}`);
     }
+    for (const warning of warnings) lines.push(`  ! ${warning}`);
     for (const finding of anomalies) {
       lines.push(
         `  ✗ anomaly ${finding.id} (${finding.level}, set ${finding.setId}): ${finding.message}; ` +

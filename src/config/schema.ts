@@ -933,6 +933,9 @@ const drillSchema = z
       'Where the drill fetches and extracts sets (default: <stateDir>/drill); needs room for the largest set',
     ).optional(),
     assertions: z.array(drillAssertionSchema).default([]).describe('SQL checks run on the restored databases'),
+    maxAge: duration()
+      .prefault('8d')
+      .describe('status is unhealthy when the newest drill is older than this (default: 8d, a weekly drill and a day)'),
   })
   .describe('Restore drills: where database components are loaded to prove they restore');
 

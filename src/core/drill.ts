@@ -25,6 +25,9 @@ import { compressionOf, fetchVerified, isTreeComponent, openRaw, rawFileName } f
 
 export const DRILL_DATABASE_PREFIX = 'backproof_drill_';
 
+/** What a drill reads of the config's `drill` section (all of it optional but the assertions). */
+type DrillSettings = Pick<DrillConfig, 'mariadb' | 'postgres' | 'workDir' | 'assertions'>;
+
 export type DrillStatus = 'success' | 'warning' | 'failure';
 
 export interface DrillCheck {
@@ -92,7 +95,7 @@ export async function runDrill(input: DrillInput): Promise<DrillReport> {
   const now = input.now ?? (() => new Date());
   const started = now();
   const located = await locateSet(config, input.targets, input.set, signal, log);
-  const drill: DrillConfig = config.drill ?? { assertions: [] };
+  const drill: DrillSettings = config.drill ?? { assertions: [] };
   const workDir = drill.workDir ?? join(config.stateDir, 'drill');
   const loaders = await openLoaders(drill, signal);
   const cleanedUp = [
@@ -411,7 +414,7 @@ async function runAssertion(
 
 type Loaders = Partial<Record<'mariadb' | 'postgres', DatabaseLoader>>;
 
-async function openLoaders(drill: DrillConfig, signal: AbortSignal): Promise<Loaders> {
+async function openLoaders(drill: DrillSettings, signal: AbortSignal): Promise<Loaders> {
   const loaders: Loaders = {};
   for (const kind of ['mariadb', 'postgres'] as const) {
     const server: DrillServerConfig | undefined = drill[kind];

@@ -65,13 +65,28 @@ export interface DrillHealth {
   problem: string | null;
 }
 
+export interface DrillPolicy {
+  /** objectives.rto. */
+  rtoObjectiveMs?: number;
+  /** The config has a `drill` section: drills are expected, so none at all, or none lately, is a problem. */
+  expected: boolean;
+  /** drill.maxAge: the newest drill may not be older than this. */
+  maxAgeMs?: number;
+  nowMs: number;
+}
+
 /**
- * The last drill against the RTO objective. No drill yet is not unhealthy by itself (a job without
- * drills configured is judged on its backups); a failed drill, or one over the RTO, is.
+ * The last drill against the RTO objective and its age. A job without a `drill` section is judged on
+ * its backups alone (no drill is then not unhealthy); with one, a missing, old, failed or too slow
+ * drill is.
  */
-export function judgeDrill(last: DrillHealthInput | undefined, rtoObjectiveMs: number | undefined): DrillHealth {
-  if (!last) return { healthy: true, last: null, problem: null };
-  const withObjective = { ...last, rtoObjectiveMs: rtoObjectiveMs ?? null };
+export function judgeDrill(last: DrillHealthInput | undefined, policy: DrillPolicy): DrillHealth {
+  if (!last) {
+    return policy.expected
+      ? { healthy: false, last: null, problem: 'no drill has run yet: run `backproof drill` to prove a set restores' }
+      : { healthy: true, last: null, problem: null };
+  }
+  const withObjective = { ...last, rtoObjectiveMs: policy.rtoObjectiveMs ?? null };
   if (last.status === 'failure' || last.status === 'abandoned' || last.status === null) {
     const what = last.status === 'failure' ? 'failed' : 'never finished';
     return {
@@ -80,8 +95,24 @@ export function judgeDrill(last: DrillHealthInput | undefined, rtoObjectiveMs: n
       problem: `the last drill ${what}: run \`backproof drill\` and read what it reports`,
     };
   }
-  if (rtoObjectiveMs !== undefined && last.rtoMs !== null && last.rtoMs > rtoObjectiveMs) {
+  if (policy.rtoObjectiveMs !== undefined && last.rtoMs !== null && last.rtoMs > policy.rtoObjectiveMs) {
     return { healthy: false, last: withObjective, problem: 'the last drill restored slower than objectives.rto' };
   }
+  const atMs = Date.parse(last.at);
+  if (policy.expected && policy.maxAgeMs !== undefined && !(policy.nowMs - atMs <= policy.maxAgeMs)) {
+    return {
+      healthy: false,
+      last: withObjective,
+      problem: 'the last drill is older than drill.maxAge: is the drill timer running? (`backproof schedule`)',
+    };
+  }
   return { healthy: true, last: withObjective, problem: null };
+}
+
+/**
+ * Whether this host could delete every copy: true when no target is append-only (credentials that
+ * can write can delete). A stolen or compromised server could then destroy every backup.
+ */
+export function everyCopyDeletable(targets: readonly { appendOnly?: boolean | undefined }[]): boolean {
+  return targets.every((t) => t.appendOnly !== true);
 }

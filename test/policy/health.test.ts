@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { jobHealthy, judgeTargetHealth, type TargetHealth } from '../../src/policy/health.js';
+import {
+  everyCopyDeletable,
+  jobHealthy,
+  judgeDrill,
+  judgeTargetHealth,
+  type TargetHealth,
+} from '../../src/policy/health.js';
 
 const HOUR = 3_600_000;
 const RPO = 26 * HOUR;
@@ -145,5 +151,51 @@ describe('jobHealthy', () => {
       RPO,
     );
     assert.equal(jobHealthy([diskEmpty, offsiteFresh]), false);
+  });
+});
+
+describe('judgeDrill', () => {
+  const nowMs = Date.parse('2026-11-28T12:00:00Z');
+  const day = 86_400_000;
+  const ok = { at: '2026-11-27T07:00:00.000Z', status: 'success' as const, setId: 'x', rtoMs: 60_000 };
+
+  it('without a drill section, no drill is not unhealthy; with one, it is', () => {
+    assert.equal(judgeDrill(undefined, { expected: false, nowMs }).healthy, true);
+    const expected = judgeDrill(undefined, { expected: true, nowMs, maxAgeMs: 8 * day });
+    assert.equal(expected.healthy, false);
+    assert.match(expected.problem ?? '', /no drill has run yet/);
+  });
+
+  it('a failed or unfinished drill is unhealthy', () => {
+    for (const status of ['failure', 'abandoned', null] as const) {
+      const judged = judgeDrill({ ...ok, status }, { expected: false, nowMs });
+      assert.equal(judged.healthy, false, String(status));
+      assert.match(judged.problem ?? '', /the last drill (failed|never finished)/);
+    }
+  });
+
+  it('a drill slower than the RTO is unhealthy; exactly the RTO is not', () => {
+    assert.equal(judgeDrill(ok, { expected: true, nowMs, rtoObjectiveMs: 59_999 }).healthy, false);
+    assert.equal(judgeDrill(ok, { expected: true, nowMs, rtoObjectiveMs: 60_000 }).healthy, true);
+  });
+
+  it('a drill older than drill.maxAge is unhealthy when drills are expected', () => {
+    const old = { ...ok, at: new Date(nowMs - 9 * day).toISOString() };
+    const judged = judgeDrill(old, { expected: true, nowMs, maxAgeMs: 8 * day });
+    assert.equal(judged.healthy, false);
+    assert.match(judged.problem ?? '', /older than drill\.maxAge/);
+    assert.equal(
+      judgeDrill({ ...ok, at: new Date(nowMs - 8 * day).toISOString() }, { expected: true, nowMs, maxAgeMs: 8 * day })
+        .healthy,
+      true,
+    );
+    assert.equal(judgeDrill(old, { expected: false, nowMs, maxAgeMs: 8 * day }).healthy, true);
+  });
+});
+
+describe('everyCopyDeletable', () => {
+  it('is true unless some target is append-only', () => {
+    assert.equal(everyCopyDeletable([{}, { appendOnly: false }]), true);
+    assert.equal(everyCopyDeletable([{}, { appendOnly: true }]), false);
   });
 });
