@@ -148,14 +148,14 @@ async function benchS3(size: number): Promise<void> {
     const m = await measure(process.execPath, [cli, '--config', config, 'backup']);
     const rate = Math.floor((size * 1000) / Math.max(1, m.wallMs));
     process.stdout.write(
-      [
+      `${[
         `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; S3 server: Swift s3api on loopback`,
         `backproof backup of ${formatBytes(size)} (incompressible, one command component) to S3: ${formatDuration(m.wallMs)}, ` +
           `${formatBytes(rate)}/s, CPU ${formatDuration(m.cpuMs)}, peak RSS ${formatBytes(m.peakRssBytes)} (goal < 200 MB)`,
         `load average at the end: ${loadavg()
           .map((l) => l.toFixed(2))
           .join(' ')}`,
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     );
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -168,11 +168,22 @@ async function benchS3(size: number): Promise<void> {
   }
 }
 
+/** Builds dist/ first, so the numbers are those of the sources as they are, never of a stale build. */
+function buildCli(): void {
+  try {
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+  } catch (error) {
+    if (!existsSync(cli)) throw error;
+    process.stderr.write('the build reported errors: measuring dist/ as it was emitted\n');
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const roundsIndex = args.indexOf('--rounds');
   const rounds = roundsIndex >= 0 ? Number(args.splice(roundsIndex, 2)[1]) : 2;
-  if (!existsSync(cli)) execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+  buildCli();
+  const loadAtStart = loadavg();
   const s3Index = args.indexOf('--s3');
   if (s3Index >= 0) {
     await benchS3(parseSize(args[s3Index + 1] ?? '2GiB'));
@@ -229,9 +240,9 @@ async function main(): Promise<void> {
       `backproof backup                      : ${formatDuration(o.wallMs).padStart(8)}  ${formatBytes(rate(o)).padStart(9)}/s  CPU ${formatDuration(o.cpuMs)}  peak RSS ${formatBytes(o.peakRssBytes)} (node)`,
       `throughput ratio backproof/peer       : ${ratio(ratioBp)}  (goal >= 0.80x, peak RSS < 200 MB)`,
       `CPU ratio peer/backproof              : ${ratio(Math.floor((p.cpuMs * 10000) / Math.max(1, o.cpuMs)))}  (1.00x = same CPU for the same work)`,
-      `load average at the end: ${loadavg()
+      `load average at the start: ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at the end: ${loadavg()
         .map((l) => l.toFixed(2))
-        .join(' ')}`,
+        .join(' ')} (other work on the machine skews both sides)`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

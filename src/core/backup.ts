@@ -388,6 +388,7 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
         writeObject({
           ...common,
           input: component.data,
+          ...(component.rawMeasured ? { rawMeasured: component.rawMeasured } : {}),
           name: objectName,
           key: objectKey(config.job, setId, objectName),
         }),

@@ -31,6 +31,8 @@ export interface WriteObjectInput {
   now: () => Date;
   onRawBytes: (bytes: number) => void;
   onStoredBytes: (bytes: number) => void;
+  /** The input's size and SHA-256 as its source took them (ComponentStream.rawMeasured): then raw bytes are only counted. */
+  rawMeasured?: Promise<Measured>;
   /** Roughly how many bytes the object will have (an upper bound is fine): S3 picks its part size from it. */
   sizeHint?: number;
 }
@@ -38,7 +40,7 @@ export interface WriteObjectInput {
 /** Rejects only when the input stream (the source) fails or the run is aborted. */
 export async function writeObject(options: WriteObjectInput): Promise<ObjectWrite> {
   const { input, name, key, targets, signal } = options;
-  const raw = new MeasureStream(options.onRawBytes);
+  const raw = new MeasureStream(options.onRawBytes, { hash: options.rawMeasured === undefined });
   const stored = new MeasureStream(options.onStoredBytes);
   const stages = options.compression
     ? [input, raw, createCompressor(options.compression, signal), stored]
@@ -85,7 +87,13 @@ export async function writeObject(options: WriteObjectInput): Promise<ObjectWrit
     throw signal.aborted ? signal.reason : pipelineError;
   }
 
-  const rawMeasured = raw.result();
+  let rawMeasured: Measured;
+  try {
+    rawMeasured = options.rawMeasured ? checkedCount(await options.rawMeasured, raw.bytes()) : raw.result();
+  } catch (error) {
+    await Promise.all(targets.map((t) => t.remove(writeKeys.get(t.name) as string).catch(() => {})));
+    throw error;
+  }
   const storedMeasured = stored.result();
   const results: ObjectWrite['results'] = new Map();
   await Promise.all(
@@ -107,6 +115,14 @@ export async function writeObject(options: WriteObjectInput): Promise<ObjectWrit
     }),
   );
   return { raw: rawMeasured, stored: storedMeasured, results };
+}
+
+/** The source's measurement, once the bytes that actually went through agree with it. */
+function checkedCount(measured: Measured, counted: number): Measured {
+  if (measured.bytes !== counted) {
+    throw new Error(`the source reported ${measured.bytes} raw bytes, but ${counted} went through the pipeline`);
+  }
+  return measured;
 }
 
 /** A one-line reason for a target's failure, for reports. */

@@ -1,9 +1,10 @@
 // The tree walker of the files source: depth-first, parents before children, names in byte order,
 // symlinks never followed. It reports what it met (entries and warnings); reading files is not its job.
+// With `skipFileStats`, regular files come without stats: their reader takes them from what it opens.
 // Synchronous on purpose, like the file reads: a thread-pool round trip per lstat or directory read
 // made a 30,000-file tree several times slower. Callers yield to the event loop between batches.
 import type { BigIntStats } from 'node:fs';
-import { lstatSync, opendirSync } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
 import { relative as relativePath, resolve } from 'node:path';
 import picomatch from 'picomatch';
 
@@ -20,6 +21,13 @@ export interface WalkOptions {
    * relative to each configured path. Default: none.
    */
   base?: string;
+  /**
+   * Do not look at regular files found in directories: they come as `file` events, without stats
+   * (the directory listing tells their type), for a reader that opens them anyway and takes the
+   * stats of what it opened: one system call less per file. Configured paths are always looked at.
+   * Default: false.
+   */
+  skipFileStats?: boolean;
   signal?: AbortSignal;
 }
 
@@ -31,7 +39,16 @@ export interface WalkEntry {
   stats: BigIntStats;
 }
 
-export type WalkEvent = { entry: WalkEntry; warning?: undefined } | { warning: string; entry?: undefined };
+/** A regular file (as its directory listing said) that was not looked at: `skipFileStats`. */
+export interface WalkFile {
+  path: string;
+  name: string;
+}
+
+export type WalkEvent =
+  | { entry: WalkEntry; file?: undefined; warning?: undefined }
+  | { file: WalkFile; entry?: undefined; warning?: undefined }
+  | { warning: string; entry?: undefined; file?: undefined };
 
 /** A configured path that is not there: the component cannot be complete. */
 export class MissingPathError extends Error {
@@ -47,8 +64,14 @@ interface DirectoryFrame {
   path: string;
   /** Relative to the configured path, for the exclude globs; '' for the configured path itself. */
   relative: string;
-  names: string[];
+  children: Child[];
   next: number;
+}
+
+/** A directory entry as listed: its name, and whether the listing says it is a regular file. */
+interface Child {
+  name: string;
+  isFile: boolean;
 }
 
 /** Walks every configured path in byte order of its absolute path. Throws on errors other than a vanished or unreadable entry. */
@@ -68,22 +91,27 @@ export function* walkTree(options: WalkOptions): Generator<WalkEvent> {
 
     const rootDevice = stats.dev;
     const stack: DirectoryFrame[] = [];
-    const first = readNames(root);
+    const first = readChildren(root);
     const rootRelative = base === undefined ? '' : relativeToBase(root, base);
     if (typeof first === 'string') yield { warning: first };
-    else stack.push({ path: root, relative: rootRelative, names: first, next: 0 });
+    else stack.push({ path: root, relative: rootRelative, children: first, next: 0 });
 
     while (stack.length > 0) {
       options.signal?.throwIfAborted();
       const frame = stack[stack.length - 1] as DirectoryFrame;
-      const name = frame.names[frame.next++];
-      if (name === undefined) {
+      const child = frame.children[frame.next++];
+      if (child === undefined) {
         stack.pop();
         continue;
       }
+      const { name } = child;
       const path = frame.path === '/' ? `/${name}` : `${frame.path}/${name}`;
       const relative = frame.relative === '' ? name : `${frame.relative}/${name}`;
       if (isExcluded(relative, path)) continue;
+      if (child.isFile && options.skipFileStats) {
+        yield { file: { path, name: archiveName(path) } };
+        continue;
+      }
       const entryStats = lstatEntry(path);
       if (typeof entryStats === 'string') {
         yield { warning: entryStats };
@@ -92,9 +120,9 @@ export function* walkTree(options: WalkOptions): Generator<WalkEvent> {
       yield { entry: { path, name: archiveName(path), stats: entryStats } };
       if (!entryStats.isDirectory()) continue;
       if (options.oneFileSystem && entryStats.dev !== rootDevice) continue;
-      const names = readNames(path);
-      if (typeof names === 'string') yield { warning: names };
-      else stack.push({ path, relative, names, next: 0 });
+      const children = readChildren(path);
+      if (typeof children === 'string') yield { warning: children };
+      else stack.push({ path, relative, children, next: 0 });
     }
   }
 }
@@ -163,16 +191,16 @@ function lstatEntry(path: string): BigIntStats | string {
   }
 }
 
-/** Sorted entry names, or a warning when the directory cannot be read (it is still stored, without children). */
-function readNames(path: string): string[] | string {
-  const names: string[] = [];
+/** Entries sorted by name, or a warning when the directory cannot be read (it is still stored, without children). */
+function readChildren(path: string): Child[] | string {
+  let children: Child[];
   try {
-    const dir = opendirSync(path, { bufferSize: 256 });
-    try {
-      for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) names.push(entry.name);
-    } finally {
-      dir.closeSync();
-    }
+    // One call per directory (scandir): twice as fast as reading it in parts through opendir.
+    // Node looks at entries whose type the filesystem does not report (DT_UNKNOWN), so isFile() is right.
+    children = readdirSync(path, { withFileTypes: true }).map((entry) => ({
+      name: entry.name,
+      isFile: entry.isFile(),
+    }));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') {
@@ -183,5 +211,5 @@ function readNames(path: string): string[] | string {
     }
     throw new Error(`cannot read directory ${path}: ${(error as Error).message}`, { cause: error });
   }
-  return names.sort(compareBytes);
+  return children.sort((a, b) => compareBytes(a.name, b.name));
 }

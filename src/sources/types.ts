@@ -2,6 +2,7 @@
 // streams plus the facts gathered while streaming them (files, rows per table, warnings).
 import type { Readable } from 'node:stream';
 import type { Logger } from '../lib/log.js';
+import type { Measured } from '../pipeline/measure.js';
 
 export type ComponentKind = 'files' | 'sqlite' | 'command' | 'mariadb' | 'postgres' | 'postgres-globals' | 'system';
 
@@ -45,6 +46,11 @@ export interface ComponentStream {
    * the component is not complete and valid (tool failed, empty output, path missing, …).
    */
   facts: Promise<ComponentFacts>;
+  /**
+   * Size and SHA-256 of `data`, taken by the source from the very buffers it hands on (files: in its
+   * worker thread). When set, the core counts the bytes (and checks the count) instead of hashing them again.
+   */
+  rawMeasured?: Promise<Measured>;
 }
 
 /** A finding of a preflight check. `fatal` ones stop the run before anything is written. */

@@ -52,7 +52,7 @@ interface Run {
 async function write(
   input: Readable,
   targets: Target[],
-  options: Partial<Pick<WriteObjectInput, 'compression' | 'signal' | 'onRawBytes'>> = {},
+  options: Partial<Pick<WriteObjectInput, 'compression' | 'signal' | 'onRawBytes' | 'rawMeasured'>> = {},
 ): Promise<Run> {
   let rawReported = 0;
   let storedReported = 0;
@@ -71,6 +71,7 @@ async function write(
     onStoredBytes: (bytes) => {
       storedReported += bytes;
     },
+    ...(options.rawMeasured ? { rawMeasured: options.rawMeasured } : {}),
   });
   return { result, rawReported, storedReported };
 }
@@ -251,5 +252,33 @@ describe('writeObject', () => {
       const restored = execFileSync('zstd', ['-q', '-d', '-c', file], { maxBuffer: 64 * MiB });
       assert.equal(sha256(restored), sha256(data));
     }
+  });
+
+  it("takes the raw sha256 from the source's rawMeasured, once the bytes counted agree with it", async () => {
+    const a = await local('a');
+    const data = randomBytes(3 * MiB + 7);
+    // A source that hashed what it sent: the core only counts (the sha256 given is kept as it is).
+    const measured = { bytes: data.length, sha256: 'f'.repeat(64) };
+    const run = await write(bodyOf(data), [a.target], {
+      compression: { algorithm: 'zstd', level: 3 },
+      rawMeasured: Promise.resolve(measured),
+    });
+    assert.deepEqual(run.result.raw, measured);
+    assert.equal(run.rawReported, data.length);
+    assert.equal(proofOf(run.result, 'a').sha256, run.result.stored?.sha256);
+  });
+
+  it('rejects, leaving no temporary, when rawMeasured counts other bytes than went through', async () => {
+    const a = await local('a');
+    const b = await local('b');
+    const data = randomBytes(2 * MiB);
+    await assert.rejects(
+      write(bodyOf(data), [a.target, b.target], {
+        rawMeasured: Promise.resolve({ bytes: data.length + 512, sha256: sha256(data) }),
+      }),
+      { message: `the source reported ${data.length + 512} raw bytes, but ${data.length} went through the pipeline` },
+    );
+    await assertEmpty(a.target);
+    await assertEmpty(b.target);
   });
 });

@@ -77,6 +77,37 @@ describe('MeasureStream', () => {
     assert.throws(() => again.result(), /before the stream ended/);
     measure.destroy();
   });
+
+  it('with hash: false only counts: bytes() after the end, and result() refuses (there is no hash)', async () => {
+    const data = randomBytes(2 * MiB + 5);
+    const sizes: number[] = [];
+    const counting = new MeasureStream((bytes) => sizes.push(bytes), { hash: false });
+    assert.throws(() => counting.bytes(), /before the stream ended/);
+    const out = collect();
+    await pipeline(Readable.from(unevenChunks(data)), counting, out.sink);
+    assert.deepEqual(out.result(), data);
+    assert.equal(counting.bytes(), data.length);
+    assert.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      data.length,
+    );
+    assert.throws(() => counting.result(), /only counts bytes/);
+    // A hashing stream gives its count the same way.
+    const hashing = new MeasureStream();
+    await pipeline(Readable.from([data]), hashing, collect().sink);
+    assert.equal(hashing.bytes(), data.length);
+  });
+
+  it('bytes() refuses a stream that failed before its end', async () => {
+    const counting = new MeasureStream(undefined, { hash: false });
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error('source failed'));
+      },
+    });
+    await assert.rejects(pipeline(failing, counting, collect().sink), /source failed/);
+    assert.throws(() => counting.bytes(), /before the stream ended/);
+  });
 });
 
 describe('measureReadable', () => {

@@ -25,6 +25,7 @@ import { after, before, describe, test } from 'node:test';
 import tar from 'tar-stream';
 import { SourceError } from '../../src/lib/errors.js';
 import { silentLogger } from '../../src/lib/log.js';
+import type { Measured } from '../../src/pipeline/measure.js';
 import {
   createFilesSource,
   type FilesSourceOptions,
@@ -58,6 +59,7 @@ interface Archived {
   tarPath: string;
   index: IndexEntry[];
   facts: ComponentFacts;
+  raw: Measured | undefined;
 }
 
 /** Runs the source to a tar file in `dir`; `onChunk` may pause the consumer (by returning a promise). */
@@ -84,6 +86,7 @@ async function archive(
   await pipeline(data, createWriteStream(tarPath));
   const text = await indexText;
   const facts = await component.facts;
+  const raw = await component.rawMeasured;
   const index =
     text === ''
       ? []
@@ -91,7 +94,12 @@ async function archive(
           .trimEnd()
           .split('\n')
           .map((line) => JSON.parse(line) as IndexEntry);
-  return { tarPath, index, facts };
+  return { tarPath, index, facts, raw };
+}
+
+/** Threads of this process: the archive worker is one while it runs. */
+async function threadCount(): Promise<number> {
+  return (await readdir('/proc/self/task')).length;
 }
 
 async function readAll(stream: Readable): Promise<string> {
@@ -189,6 +197,10 @@ describe('files source: a tree with every kind of entry', () => {
     );
     assert.equal(archived.facts.files, archived.index.length);
     assert.deepEqual(archived.facts.warnings, []);
+  });
+
+  test('rawMeasured is the size and SHA-256 of the whole data stream, as sha256sum gives them for the tar', async () => {
+    assert.deepEqual(archived.raw, { bytes: (await stat(archived.tarPath)).size, sha256: sha256sum(archived.tarPath) });
   });
 
   test('walk order is depth-first, parents before children, names in byte order', () => {
@@ -738,19 +750,30 @@ describe('files source: failures', () => {
     await assert.rejects(readAll(component.data), expected);
     await assert.rejects(component.facts, expected);
     await assert.rejects(indexText, expected);
+    await assert.rejects(component.rawMeasured as Promise<Measured>, expected);
   });
 
-  test('a consumer that closes the data stream early makes facts reject', async () => {
+  test('a consumer that closes the data stream early makes facts and rawMeasured reject, and the worker stops', async () => {
     const dir = join(work, 'closed');
     await mkdir(dir);
     await writeFile(join(dir, 'large.bin'), Buffer.alloc(16 * MiB));
+    const threadsBefore = await threadCount();
     const component = await onlyComponent({ paths: [dir] });
     component.index.resume();
-    for await (const _chunk of component.data) break; // closes it
-    await assert.rejects(component.facts, {
+    let threadsWhileReading = 0;
+    for await (const _chunk of component.data) {
+      threadsWhileReading = await threadCount();
+      break; // closes it
+    }
+    const expected = {
       name: 'SourceError',
       message: 'source app: the archive was not read to the end: its data stream was closed',
-    });
+    };
+    await assert.rejects(component.facts, expected);
+    await assert.rejects(component.rawMeasured as Promise<Measured>, expected);
+    // The worker (and, under tsx, the loader-hooks thread it starts) runs beside this thread.
+    assert.ok(threadsWhileReading > threadsBefore, 'the archive is written by a worker thread');
+    assert.equal(await threadCount(), threadsBefore, 'the worker thread was left behind');
   });
 
   test('an abort stops the walk, closes the open file and destroys both streams with the reason', async () => {
@@ -759,6 +782,7 @@ describe('files source: failures', () => {
     await writeFile(join(dir, 'a-large.bin'), Buffer.alloc(32 * MiB, 3));
     for (let i = 0; i < 50; i++) await writeFile(join(dir, `b-${i}.txt`), `${i}\n`);
     const openFdsBefore = (await readdir('/proc/self/fd')).length;
+    const threadsBefore = await threadCount();
     const controller = new AbortController();
     const component = await onlyComponent({ paths: [dir] }, context(controller.signal));
     const indexText = readAll(component.index);
@@ -778,6 +802,7 @@ describe('files source: failures', () => {
     assert.ok(received < 32 * MiB, `read ${received} bytes after the abort`);
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal((await readdir('/proc/self/fd')).length, openFdsBefore, 'a file descriptor was left open');
+    assert.equal(await threadCount(), threadsBefore, 'the worker thread was left behind');
   });
 
   test('a signal aborted before the start fails the component at once', async () => {
