@@ -18,7 +18,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { parseConfigText } from '../../src/config/load.js';
-import type { JobConfig, SftpTargetConfig } from '../../src/config/schema.js';
+import type { JobConfig } from '../../src/config/schema.js';
 import { assertNewestKept, type PruneInput, pruneTarget, runPrune } from '../../src/core/prune.js';
 import { runVerify } from '../../src/core/verify.js';
 import { silentLogger } from '../../src/lib/log.js';
@@ -26,7 +26,6 @@ import { decideRetention, type RetentionRules } from '../../src/policy/retention
 import { manifestKey, objectKey, setPrefix, tombstoneKey } from '../../src/set/layout.js';
 import { readTombstones, serializeTombstone, TOMBSTONE_FORMAT } from '../../src/set/tombstone.js';
 import { createTarget } from '../../src/targets/index.js';
-import { createSftpTarget } from '../../src/targets/sftp.js';
 import type { Target } from '../../src/targets/types.js';
 import { filesUnder } from '../helpers/files.js';
 import {
@@ -192,10 +191,6 @@ describe('prune against each real target kind', { concurrency: true }, () => {
           };
         },
         keys: () => filesUnder(root),
-        // The driver itself, without the retry wrapper: that wrapper retries "no such file" answers
-        // with backoff (7 s for each tombstone checked before it is written), which is the wrapper's
-        // business, not prune's.
-        create: (config) => createSftpTarget(config as SftpTargetConfig),
         history: { days: 45, maxPerDay: 2, seed: 2 },
         rules: { last: 2, daily: 5, weekly: 3, monthly: 1 },
         timeZone: 'Europe/Berlin',
