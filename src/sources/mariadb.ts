@@ -16,25 +16,25 @@ import type { MariadbSourceConfig } from '../config/schema.js';
 import { messageOf, SourceError } from '../lib/errors.js';
 import { type ExitInfo, processStream, runCapture, toCommandError, whichProgram } from '../lib/exec.js';
 import { isSecretFileExposed, readSecret } from '../lib/secrets.js';
+import {
+  CLIENT_CONNECTION_ERRORS,
+  CONNECT_TIMEOUT_SECONDS,
+  ER_ACCESS_DENIED,
+  ER_CANNOT_USER,
+  ER_DBACCESS_DENIED,
+  ER_NO_SUCH_TABLE,
+  ER_NONEXISTING_GRANT,
+  ER_SPECIFIC_ACCESS_DENIED,
+  ER_TABLEACCESS_DENIED,
+  MAX_ALLOWED_PACKET,
+} from './mariadb-codes.js';
 import { DumpFormatError, type DumpSummary, DumpValidator } from './mariadb-rows.js';
 import type { ComponentFacts, ComponentStream, PreflightFinding, Source, SourceContext } from './types.js';
 
 /** Databases that are the server's own: never dumped as databases (users and grants have their own component). */
 const SYSTEM_DATABASES = new Set(['information_schema', 'performance_schema', 'mysql', 'sys']);
-/** The largest packet the clients accept; the default (16 MiB) would fail on a row bigger than that. */
-const MAX_ALLOWED_PACKET = '1073741824';
-const CONNECT_TIMEOUT_SECONDS = 20;
 /** A dump tool is stopped this long after SIGTERM with SIGKILL (it normally dies on SIGTERM at once). */
 const KILL_GRACE_MS = 1000;
-/** Server error codes (https://mariadb.com/kb/en/mariadb-error-code-reference/). */
-const ER_DBACCESS_DENIED = 1044;
-const ER_ACCESS_DENIED = 1045;
-const ER_NONEXISTING_GRANT = 1133;
-const ER_TABLEACCESS_DENIED = 1142;
-const ER_NO_SUCH_TABLE = 1146;
-const ER_SPECIFIC_ACCESS_DENIED = 1227;
-const ER_CANNOT_USER = 1396;
-const CLIENT_CONNECTION_ERRORS = new Set([2002, 2003, 2005, 2006, 2013]);
 
 export function createMariadbSource(config: MariadbSourceConfig): Source {
   return {

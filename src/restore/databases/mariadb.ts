@@ -15,6 +15,16 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { messageOf } from '../../lib/errors.js';
 import { type ExitInfo, ProgramNotFoundError, processStream, runCapture, whichProgram } from '../../lib/exec.js';
+import {
+  CLIENT_CONNECTION_ERRORS,
+  CONNECT_TIMEOUT_SECONDS,
+  ER_ACCESS_DENIED,
+  ER_DBACCESS_DENIED,
+  ER_NO_SUCH_TABLE,
+  ER_SPECIFIC_ACCESS_DENIED,
+  ER_TABLEACCESS_DENIED,
+  MAX_ALLOWED_PACKET,
+} from '../../sources/mariadb-codes.js';
 import { DumpFormatError, DumpValidator } from '../../sources/mariadb-rows.js';
 import { type Account, DefinerScanner, type DumpPiece, formatAccount } from './mariadb-definers.js';
 import { capList, checkDatabaseName, describeConnection, discard, gone, lastLines } from './shared.js';
@@ -26,19 +36,9 @@ import {
   type LoadReport,
 } from './types.js';
 
-/** The largest packet the client accepts; the server's own max_allowed_packet still applies. */
-const MAX_ALLOWED_PACKET = '1073741824';
-const CONNECT_TIMEOUT_SECONDS = 20;
 const KILL_GRACE_MS = 2000;
 /** Tables counted per query (a UNION ALL of COUNT(*)s). */
 const COUNT_BATCH = 200;
-/** Server and client error numbers (https://mariadb.com/kb/en/mariadb-error-code-reference/). */
-const ER_DBACCESS_DENIED = 1044;
-const ER_ACCESS_DENIED = 1045;
-const ER_TABLEACCESS_DENIED = 1142;
-const ER_NO_SUCH_TABLE = 1146;
-const ER_SPECIFIC_ACCESS_DENIED = 1227;
-const CLIENT_CONNECTION_ERRORS = new Set([2002, 2003, 2005, 2006, 2013]);
 const CLIENT_PACKAGE = 'mariadb-client';
 
 export function createMariadbLoader(connection: DatabaseConnection): DatabaseLoader {
