@@ -1,6 +1,7 @@
 // `backproof drill [--target T] [--set ID|latest]`: the full restore test, recorded for `status`.
 // Exit 1 when a check failed, 3 when it passed but over the RTO objective (or with warnings), else 0.
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { selectTargets } from '../core/catalog.js';
 import { type DrillReport, runDrill } from '../core/drill.js';
@@ -19,8 +20,8 @@ const SCRATCH_STEP = 'scratch-database';
 export const drillCommand: Command = {
   name: 'drill',
   summary: 'full restore test: fetch, verify, extract, load into a scratch database, reconcile, measure the RTO',
-  usage: 'backproof [--config FILE] drill [--target T] [--set ID|latest] [--json]',
-  options: { target: { type: 'string' }, set: { type: 'string' } },
+  usage: 'backproof [--config FILE] drill [--target T] [--set ID|latest] [--identity KEYFILE] [--json]',
+  options: { target: { type: 'string' }, set: { type: 'string' }, identity: { type: 'string' } },
   async run(args, io) {
     const { config } = await loadConfig(resolveConfigPath(args.config, io.env, io.cwd));
     const log = stderrLogger(io, args.json);
@@ -52,6 +53,7 @@ export const drillCommand: Command = {
           signal: io.signal,
           log,
           abandonedDatabases,
+          ...(typeof args.values.identity === 'string' ? { identityFile: resolve(io.cwd, args.values.identity) } : {}),
           onScratchDatabase: (server, database) => {
             const at = new Date().toISOString();
             state?.recordStep(runId, {

@@ -32,7 +32,8 @@ export const listCommand: Command = {
         }
         lines.push(
           `  ${set.setId}  ${displayTime(set.startedAt ?? '')}  ${formatBytes(set.bytes ?? 0).padStart(9)}  ` +
-            `${(set.components ?? []).join(', ')}${set.suspect ? '  SUSPECT' : ''}`,
+            `${(set.components ?? []).join(', ')}${set.suspect ? '  SUSPECT' : ''}` +
+            (set.recipients ? `  encrypted for ${set.recipients.join(', ')}` : ''),
         );
       }
     }

@@ -16,8 +16,8 @@ export const restoreCommand: Command = {
   name: 'restore',
   summary: 'restore a set, a component or one path to a directory, or a database component into a database',
   usage:
-    'backproof [--config FILE] restore --set ID|latest [--target T] [--component C] [--path P] --to DIR [--force] [--allow-devices] [--allow-outside-symlinks] [--json]\n' +
-    '       backproof [--config FILE] restore --set ID|latest [--target T] --component C --into-database NAME [--force] [--json]',
+    'backproof [--config FILE] restore --set ID|latest [--target T] [--component C] [--path P] --to DIR [--force] [--allow-devices] [--allow-outside-symlinks] [--identity KEYFILE] [--json]\n' +
+    '       backproof [--config FILE] restore --set ID|latest [--target T] --component C --into-database NAME [--force] [--identity KEYFILE] [--json]',
   options: {
     set: { type: 'string' },
     target: { type: 'string' },
@@ -28,6 +28,7 @@ export const restoreCommand: Command = {
     force: { type: 'boolean' },
     'allow-devices': { type: 'boolean' },
     'allow-outside-symlinks': { type: 'boolean' },
+    identity: { type: 'string' },
   },
   async run(args, io) {
     const value = (name: string) => args.values[name] as string | undefined;
@@ -41,6 +42,9 @@ export const restoreCommand: Command = {
     }
     const { config } = await loadConfig(resolveConfigPath(args.config, io.env, io.cwd));
     const log = stderrLogger(io, args.json);
+    // An encrypted set needs the age private key: --identity, else the config's encryption.identityFile.
+    const identity =
+      value('identity') !== undefined ? { identityFile: resolve(io.cwd, value('identity') as string) } : {};
     const targets = selectTargets(
       config,
       value('target'),
@@ -56,7 +60,7 @@ export const restoreCommand: Command = {
           config,
           targets,
           { set, component, database, force: args.values.force === true },
-          { signal: io.signal, log },
+          { signal: io.signal, log, ...identity },
         );
         if (args.json) writeJson(io, report);
         else {
@@ -79,7 +83,7 @@ export const restoreCommand: Command = {
           ...(value('component') !== undefined ? { component: value('component') } : {}),
           ...(value('path') !== undefined ? { path: value('path') } : {}),
         },
-        { signal: io.signal, log },
+        { signal: io.signal, log, ...identity },
       );
       if (args.json) writeJson(io, report);
       else {

@@ -267,6 +267,13 @@ const systemSourceSchema = z
       ),
     root: localPath('The root of the system to capture (default: /; tests point it at a fixture tree)').default('/'),
     exclude: nameList('Glob patterns of paths to leave out, relative to root (default: none)'),
+    allowUnencryptedSecrets: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Write the <name>.secrets component (TLS and SSH private keys, .env files) even without encryption ' +
+          '(default: false: without encryption the job is refused)',
+      ),
   })
   .describe("The server's own configuration");
 
@@ -939,6 +946,44 @@ const drillSchema = z
   })
   .describe('Restore drills: where database components are loaded to prove they restore');
 
+// ---------------------------------------------------------------------------------------------
+// Encryption
+
+/** An age X25519 recipient as `age-keygen` prints it; the checksum is checked when the run starts. */
+const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
+
+const encryptionSchema = z
+  .strictObject({
+    recipients: z
+      .array(
+        z.string().regex(AGE_RECIPIENT, {
+          error: 'is not an age public key; write it as age-keygen prints it: "age1" and 58 more characters',
+        }),
+      )
+      .optional()
+      .describe('age X25519 public keys (age1…): every set can be opened by any one of their private keys'),
+    recipientsFile: localPath(
+      'A file of age public keys, one per line, "#" comments allowed (the format of age -R)',
+    ).optional(),
+    identityFile: localPath(
+      'The age private key file (age-keygen output): needed only to restore, drill and check contents, never to back up',
+    ).optional(),
+  })
+  .superRefine((encryption, ctx) => {
+    if ((encryption.recipients?.length ?? 0) === 0 && encryption.recipientsFile === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'names no recipient: give recipients: ["age1…"] or recipientsFile (create a key with `age-keygen -o key.txt`; ' +
+          'its public key is printed and is the recipient)',
+        input: encryption,
+      });
+    }
+  })
+  .describe(
+    'Client-side encryption in the age format: objects leave this host encrypted; restore with `age -d -i KEY`',
+  );
+
 const jobObjectSchema = z
   .strictObject({
     job: z
@@ -978,6 +1023,7 @@ const jobObjectSchema = z
           'first and other targets are fed from that verified copy (default: staged when a local target exists)',
       ),
     compression: compressionSchema.prefault({}).describe('How components are compressed (default: zstd level 3)'),
+    encryption: encryptionSchema.optional(),
     checks: checksSchema.prefault({}).describe('Preflight free-space floor and the timeouts that fail a hung run'),
     anomalies: anomaliesSchema
       .prefault({})
@@ -989,6 +1035,22 @@ const jobObjectSchema = z
     hooks: hooksSchema.prefault({}),
     metrics: metricsSchema.optional(),
     schedule: scheduleSchema.prefault({}),
+  })
+  .superRefine((job, ctx) => {
+    if (job.encryption !== undefined) return;
+    job.sources.forEach((source, index) => {
+      if (source.type === 'system' && !source.allowUnencryptedSecrets) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sources', index],
+          message:
+            `the system source "${source.name}" captures private keys and .env files, which must not leave this host ` +
+            'unencrypted: add encryption: { recipients: ["age1…"] } (see `age-keygen`), or set ' +
+            'allowUnencryptedSecrets: true on this source if the targets are trusted',
+          input: source,
+        });
+      }
+    });
   })
   .describe('A backproof job: what to back up, where to, and what counts as healthy');
 
@@ -1012,6 +1074,7 @@ export type TargetConfig = z.output<typeof targetSchema>;
 export type RetentionConfig = z.output<typeof retentionSchema>;
 export type JobConfig = z.output<typeof jobConfigSchema>;
 export type DrillConfig = z.output<typeof drillSchema>;
+export type EncryptionConfig = z.output<typeof encryptionSchema>;
 export type DrillServerConfig = NonNullable<DrillConfig['mariadb']>;
 export type NotifyChannelConfig = z.output<typeof notifyChannelSchema>;
 export type EmailNotifyConfig = z.output<typeof emailNotifySchema>;

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { redactConfigText } from '../config/redact-config.js';
 import type { JobConfig } from '../config/schema.js';
+import { AGE_SUFFIX, type AgeRecipient, createEncryptStream } from '../crypto/age.js';
 import { InterruptedError, messageOf, SourceError } from '../lib/errors.js';
 import { ExitCode, exitCodeForStatus } from '../lib/exit-codes.js';
 import { acquireJobLock, type JobLock } from '../lib/lock.js';
@@ -28,9 +29,10 @@ import { VERSION } from '../version.js';
 import { type AnomalyCheck, checkAnomalies, stepsOfCheck } from './anomaly-check.js';
 import type { CoreContext } from './context.js';
 import { copyVerifiedObject } from './copy-object.js';
+import { loadRecipients } from './encryption.js';
 import { type CommittedSet, decideOutcome, type Failure, type VerifiedObject } from './evidence.js';
 import { describeHook, type HookResult, hookEvidence, runClosingHooks, runHookPhase } from './hooks.js';
-import { estimateRunBytes, freeSpaceAt, judgeFreeSpace } from './preflight.js';
+import { estimateRunBytes, freeSpaceAt, judgeFreeSpace, needsRawEstimate } from './preflight.js';
 import { type PruneTargetReport, retentionAfterBackup, retentionStepOf } from './prune.js';
 import { StepLog } from './steps.js';
 import {
@@ -45,11 +47,11 @@ import {
   writeSmallObject,
 } from './target-session.js';
 
-const RUNBOOK_NAME = 'RUNBOOK.md';
-const CONFIG_NAME = 'config.redacted.yml';
-
 import { startWatchdog } from './watchdog.js';
 import { writeObject } from './write-object.js';
+
+const RUNBOOK_NAME = 'RUNBOOK.md';
+const CONFIG_NAME = 'config.redacted.yml';
 
 export interface BackupInput extends CoreContext {
   config: JobConfig;
@@ -66,11 +68,13 @@ export interface BackupInput extends CoreContext {
 export async function runBackup(input: BackupInput): Promise<BackupReport> {
   const { config, clock } = input;
   const now = () => clock.now();
+  // Bad keys are a config error, found before the lock is taken or anything is written.
+  const recipients = await loadRecipients(config.encryption);
   const lock = acquireJobLock(config.stateDir, config.job, 'backup');
   let state: StateDb | undefined;
   try {
     state = openStateDb(config.stateDir);
-    return await runLocked(input, lock, state);
+    return await runLocked(input, lock, state, recipients);
   } finally {
     state?.close();
     lock.release();
@@ -78,7 +82,12 @@ export async function runBackup(input: BackupInput): Promise<BackupReport> {
   }
 }
 
-async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Promise<BackupReport> {
+async function runLocked(
+  input: BackupInput,
+  lock: JobLock,
+  state: StateDb,
+  recipients: AgeRecipient[] | null,
+): Promise<BackupReport> {
   const { config, clock, reporter } = input;
   const now = () => clock.now();
   const startedAt = now();
@@ -300,7 +309,8 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
     }
 
     // ── sources → objects on every live target ───────────────────────────────
-    const suffix = compressedSuffix(config.compression.algorithm);
+    // `.age` is appended to every data object when encrypted: `main.app.sql.zst.age`.
+    const suffix = `${compressedSuffix(config.compression.algorithm)}${recipients ? AGE_SUFFIX : ''}`;
     // Staged: sources go to the local target(s) at disk speed; the others are fed afterwards from
     // that verified copy. Direct: one read feeds every target at once.
     const locals = [...live.values()].filter((t) => t.type === 'local');
@@ -343,6 +353,23 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
           ? `two components are named ${component.name}`
           : undefined;
       componentNames.add(component.name);
+      if (
+        problem === undefined &&
+        component.secret &&
+        recipients === null &&
+        !allowsUnencryptedSecrets(config, source)
+      ) {
+        // The config check refuses such jobs; this guards any source that marks a component secret.
+        component.data.destroy();
+        component.index?.destroy();
+        component.facts.catch(() => {});
+        const message =
+          `component ${component.name} holds secrets and is not written unencrypted: add encryption: ` +
+          `{ recipients: ["age1…"] }, or set allowUnencryptedSecrets: true on source ${source.name}`;
+        failures.push({ step: 'source', component: component.name, message });
+        steps.record({ name: 'source', status: 'failed', message, component: component.name });
+        return false;
+      }
       if (problem) {
         component.data.destroy();
         component.index?.destroy();
@@ -372,6 +399,7 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
         // Compression only shrinks (zstd's worst case adds a little): the raw estimate bounds the object.
         ...(estimate ? { sizeHint: estimate + Math.ceil(estimate / 100) + 1024 } : {}),
         compression: config.compression,
+        encryption: recipients,
         signal,
         now,
         onRawBytes: (n: number) => {
@@ -604,6 +632,11 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
       });
       return proof;
     };
+    // The redacted config holds data too: encrypted when the set is, once, the same bytes on every target.
+    const configObject =
+      input.configText === undefined
+        ? undefined
+        : await configObjectOf(Buffer.from(redactConfigText(input.configText), 'utf8'), recipients);
     for (const target of [...live.values()]) {
       const began = now();
       const objects = proofs.get(target.name) ?? [];
@@ -617,7 +650,7 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
         finishedAt,
         backproofVersion: VERSION,
         compression: { algorithm: config.compression.algorithm, level: config.compression.level },
-        encryption: null,
+        encryption: recipients ? { format: 'age-encryption.org/v1', recipients: recipients.map((r) => r.text) } : null,
         objects: objects.map((o) => ({ name: o.name, bytes: o.bytes, sha256: o.sha256 })),
         components: components.map(({ warnings: componentWarnings, durationMs, ...rest }) => ({
           ...rest,
@@ -631,9 +664,8 @@ async function runLocked(input: BackupInput, lock: JobLock, state: StateDb): Pro
       try {
         // The set explains itself: the config it was made with (secrets redacted) and the plain-tool
         // restore steps for exactly these objects, both verified like any object, both in objects[].
-        if (input.configText !== undefined) {
-          const redacted = Buffer.from(redactConfigText(input.configText), 'utf8');
-          objects.push(await writeSetFile(target, CONFIG_NAME, redacted));
+        if (configObject !== undefined) {
+          objects.push(await writeSetFile(target, configObject.name, configObject.bytes));
           manifest.objects = objects.map((o) => ({ name: o.name, bytes: o.bytes, sha256: o.sha256 }));
         }
         const runbook = Buffer.from(renderRunbook(manifest, { targetDescription: target.describe() }), 'utf8');
@@ -890,6 +922,9 @@ async function preflight(p: PreflightInput): Promise<boolean> {
 
   let rawEstimate = 0;
   let scratchEstimate = 0;
+  const lastCommittedBytes = p.state?.lastCommittedRunBytes(config.job);
+  /** Sources not measured (history gives the estimate, see needsRawEstimate): their size hint is the run's estimate. */
+  const unmeasured: string[] = [];
   for (const source of p.sources) {
     try {
       const findings = await source.check(p.sourceContext);
@@ -903,7 +938,10 @@ async function preflight(p: PreflightInput): Promise<boolean> {
             component: source.name,
           });
       }
-      if (!findings.some((f) => f.fatal)) {
+      if (findings.some((f) => f.fatal)) continue;
+      if (!needsRawEstimate(source.type, lastCommittedBytes !== undefined, p.dryRun === true)) {
+        unmeasured.push(source.name);
+      } else {
         const estimate = await source.estimateRawBytes(p.sourceContext);
         p.estimates?.set(source.name, estimate);
         rawEstimate += estimate;
@@ -914,7 +952,8 @@ async function preflight(p: PreflightInput): Promise<boolean> {
     }
   }
 
-  const estimate = estimateRunBytes(p.state?.lastCommittedRunBytes(config.job), rawEstimate);
+  const estimate = estimateRunBytes(lastCommittedBytes, rawEstimate);
+  for (const name of unmeasured) p.estimates?.set(name, estimate);
   if (p.estimate) p.estimate.bytes = estimate;
   const rule = { minFreeBytes: config.checks.minFree.bytes, minFreeBasisPoints: config.checks.minFree.percent };
   const scratch = judgeFreeSpace(
@@ -1020,4 +1059,27 @@ export async function planBackup(input: BackupInput): Promise<PlanReport> {
     state?.close();
     await Promise.all(targets.map((t) => t.close().catch(() => {})));
   }
+}
+
+/** config.redacted.yml, or config.redacted.yml.age encrypted to the job's recipients. */
+async function configObjectOf(
+  redacted: Buffer,
+  recipients: readonly AgeRecipient[] | null,
+): Promise<{ name: string; bytes: Buffer }> {
+  if (recipients === null) return { name: CONFIG_NAME, bytes: redacted };
+  const chunks: Buffer[] = [];
+  const encryptor = createEncryptStream(recipients);
+  encryptor.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await new Promise<void>((resolve, reject) => {
+    encryptor.once('end', resolve);
+    encryptor.once('error', reject);
+    encryptor.end(redacted);
+  });
+  return { name: `${CONFIG_NAME}${AGE_SUFFIX}`, bytes: Buffer.concat(chunks) };
+}
+
+/** A source's explicit consent to store its secret components unencrypted (`allowUnencryptedSecrets`). */
+function allowsUnencryptedSecrets(config: JobConfig, source: Source): boolean {
+  const own = config.sources.find((s) => s.name === source.name);
+  return own !== undefined && 'allowUnencryptedSecrets' in own && own.allowUnencryptedSecrets === true;
 }

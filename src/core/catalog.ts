@@ -16,6 +16,8 @@ export interface SetSummary {
   rawBytes?: number;
   components?: string[];
   suspect?: boolean;
+  /** The age public keys the set was encrypted for; absent when it is not encrypted. */
+  recipients?: string[];
   manifestSha256: string;
   previous?: string | null;
   problems?: string[];
@@ -75,6 +77,7 @@ export async function readCatalog(config: JobConfig, targets: Target[], signal: 
           rawBytes: m.components.reduce((sum, c) => sum + c.rawBytes, 0),
           components: m.components.map((c) => c.name),
           suspect: m.suspect,
+          ...(m.encryption ? { recipients: m.encryption.recipients } : {}),
           manifestSha256: listing.parsed.sha256,
           previous: m.previous?.setId ?? null,
         });

@@ -21,7 +21,8 @@ import type { ManifestComponent } from '../set/manifest.js';
 import type { Target } from '../targets/types.js';
 import { type LocatedSet, locateSet } from './locate-set.js';
 import { readIndex } from './restore.js';
-import { compressionOf, fetchVerified, isTreeComponent, openRaw, rawFileName } from './set-objects.js';
+import { type SetDecoding, setDecoding } from './set-decoding.js';
+import { fetchVerified, isTreeComponent, openRaw, rawFileName } from './set-objects.js';
 
 export const DRILL_DATABASE_PREFIX = 'backproof_drill_';
 
@@ -55,6 +56,8 @@ export interface DrillReport {
   setId: string;
   /** Target the objects were read from (the first holder; another one only if an object was damaged). */
   target: string;
+  /** The set was encrypted: a successful drill proved the private key opens it. */
+  encrypted: boolean;
   startedAt: string;
   /** When every component was restored (trees extracted, databases loaded): the measured RTO ends here. */
   restoredAt: string | null;
@@ -81,7 +84,12 @@ export interface DrillInput {
   /** Told each scratch database before it is created, so a kill leaves a record. */
   onScratchDatabase?: (server: 'mariadb' | 'postgres', database: string) => void;
   now?: () => Date;
+  /** The age private key file, instead of the config's encryption.identityFile. */
+  identityFile?: string;
 }
+
+/** A drill under way: its input and how the located set's objects decode. */
+type DrillRun = DrillInput & { decoding: SetDecoding };
 
 interface Sandbox {
   dir: string;
@@ -95,6 +103,31 @@ export async function runDrill(input: DrillInput): Promise<DrillReport> {
   const now = input.now ?? (() => new Date());
   const started = now();
   const located = await locateSet(config, input.targets, input.set, signal, log);
+  const encrypted = located.manifest.encryption !== null;
+  let run: DrillRun;
+  try {
+    run = { ...input, decoding: await setDecoding(located.manifest, config.encryption, input.identityFile) };
+  } catch (error) {
+    // A missing or wrong key is what drills exist to find: a failed drill, recorded like any other.
+    signal.throwIfAborted();
+    const at = now().toISOString();
+    return {
+      job: config.job,
+      setId: located.setId,
+      target: located.holders[0]?.target.name ?? '',
+      encrypted,
+      startedAt: started.toISOString(),
+      restoredAt: null,
+      finishedAt: at,
+      rtoMs: null,
+      rtoObjectiveMs: config.objectives?.rto ?? null,
+      status: 'failure',
+      components: [],
+      problems: [`key: ${messageOf(error)}`],
+      warnings: [],
+      cleanedUp: [],
+    };
+  }
   const drill: DrillSettings = config.drill ?? { assertions: [] };
   const workDir = drill.workDir ?? join(config.stateDir, 'drill');
   const loaders = await openLoaders(drill, signal);
@@ -118,14 +151,14 @@ export async function runDrill(input: DrillInput): Promise<DrillReport> {
   try {
     // Phase 1, timed: bring everything back.
     for (const component of located.manifest.components) {
-      components.push(await restoreOne(input, located, component, sandbox, loaders, databases, sqliteFiles, summaries));
+      components.push(await restoreOne(run, located, component, sandbox, loaders, databases, sqliteFiles, summaries));
     }
     if (components.every((c) => c.checks.every((check) => check.ok))) restoredAt = now();
     // Phase 2: reconcile what came back with what was backed up.
     for (const drilled of components) {
       const component = located.manifest.components.find((c) => c.name === drilled.name);
       if (!component || drilled.checks.some((c) => !c.ok)) continue;
-      drilled.checks.push(...(await reconcile(input, located, component, sandbox, databases, sqliteFiles, summaries)));
+      drilled.checks.push(...(await reconcile(run, located, component, sandbox, databases, sqliteFiles, summaries)));
     }
     for (const assertion of drill.assertions) {
       const owner = components.find((c) => c.name === assertion.component);
@@ -164,6 +197,7 @@ export async function runDrill(input: DrillInput): Promise<DrillReport> {
     job: config.job,
     setId: located.setId,
     target: located.holders[0]?.target.name ?? '',
+    encrypted,
     startedAt: started.toISOString(),
     restoredAt: restoredAt?.toISOString() ?? null,
     finishedAt: finished.toISOString(),
@@ -180,7 +214,7 @@ export async function runDrill(input: DrillInput): Promise<DrillReport> {
 // ── phase 1: restore ─────────────────────────────────────────────────────────────────────────
 
 async function restoreOne(
-  input: DrillInput,
+  input: DrillRun,
   located: LocatedSet,
   component: ManifestComponent,
   sandbox: Sandbox,
@@ -190,7 +224,6 @@ async function restoreOne(
   summaries: Map<string, ExtractSummary>,
 ): Promise<DrilledComponent> {
   const { config, signal, log } = input;
-  const algorithm = compressionOf(located.manifest);
   const drilled: DrilledComponent = {
     name: component.name,
     kind: component.kind,
@@ -214,7 +247,7 @@ async function restoreOne(
   } catch (error) {
     return fail('object', error);
   }
-  const raw = openRaw(objectFile, algorithm, component, signal);
+  const raw = openRaw(objectFile, input.decoding, component, signal);
   const stage = isTreeComponent(component)
     ? 'extract'
     : isDatabaseDump(component)
@@ -312,7 +345,7 @@ export function scratchName(setId: string, n: number): string {
 // ── phase 2: reconcile ───────────────────────────────────────────────────────────────────────
 
 async function reconcile(
-  input: DrillInput,
+  input: DrillRun,
   located: LocatedSet,
   component: ManifestComponent,
   sandbox: Sandbox,
@@ -327,7 +360,7 @@ async function reconcile(
       const indexFile = join(sandbox.objects, component.index);
       await fetchVerified(located, config.job, component.index, indexFile, signal, log);
       const differences = await compareWithIndex(
-        readIndex(indexFile, compressionOf(located.manifest), signal),
+        readIndex(indexFile, input.decoding, signal),
         summary,
         join(sandbox.tree, component.name),
       );

@@ -11,7 +11,8 @@ import { readSecret } from '../lib/secrets.js';
 import { createDatabaseLoader } from '../restore/databases/index.js';
 import type { Target } from '../targets/types.js';
 import { locateSet } from './locate-set.js';
-import { compressionOf, fetchVerified, openRaw } from './set-objects.js';
+import { setDecoding } from './set-decoding.js';
+import { fetchVerified, openRaw } from './set-objects.js';
 
 export interface DatabaseRestoreRequest {
   set: string;
@@ -38,7 +39,7 @@ export async function runDatabaseRestore(
   config: JobConfig,
   targets: Target[],
   request: DatabaseRestoreRequest,
-  ctx: { signal: AbortSignal; log: Logger },
+  ctx: { signal: AbortSignal; log: Logger; identityFile?: string },
 ): Promise<DatabaseRestoreReport> {
   const startedAt = new Date().toISOString();
   const located = await locateSet(config, targets, request.set, ctx.signal, ctx.log);
@@ -56,6 +57,7 @@ export async function runDatabaseRestore(
         'not a database dump; restore it with --to DIR and load it by hand (see `backproof runbook`)',
     );
   }
+  const decoding = await setDecoding(located.manifest, config.encryption, ctx.identityFile);
   const source = config.sources.find((s) => s.name === component.source);
   if (!source || source.type !== component.kind) {
     throw new UsageError(
@@ -98,7 +100,7 @@ export async function runDatabaseRestore(
       created = true;
     }
     ctx.log.info(`loading ${component.name} into ${request.database} on ${loader.describe()}`);
-    const raw = openRaw(objectFile, compressionOf(located.manifest), component, ctx.signal);
+    const raw = openRaw(objectFile, decoding, component, ctx.signal);
     const report = await loader.load(request.database, raw.stream, {
       signal: ctx.signal,
       tolerateMissingRoles: false,

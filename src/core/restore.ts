@@ -2,7 +2,7 @@
 // component into a database. Every object is fetched whole and verified before its contents are read;
 // a restore to a directory stages everything inside the destination first and moves it into place
 // only when all of it succeeded, so a failed restore leaves the destination as it was.
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,14 +11,14 @@ import type { JobConfig } from '../config/schema.js';
 import { messageOf, UsageError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { formatBytes } from '../lib/units.js';
-import { type CompressionAlgorithm, createDecompressor } from '../pipeline/compress.js';
 import { extractTar } from '../restore/extract.js';
 import { discardStaging, placeTree, prepareDestination } from '../restore/place.js';
 import type { Manifest, ManifestComponent } from '../set/manifest.js';
 import type { IndexEntry } from '../sources/files.js';
 import type { Target } from '../targets/types.js';
 import { type LocatedSet, locateSet } from './locate-set.js';
-import { compressionOf, fetchVerified, isTreeComponent, objectEntry, openRaw, rawFileName } from './set-objects.js';
+import { openDecoded, type SetDecoding, setDecoding } from './set-decoding.js';
+import { fetchVerified, isTreeComponent, objectEntry, openRaw, rawFileName } from './set-objects.js';
 
 export interface RestoreRequest {
   /** `latest` or a set id. */
@@ -58,15 +58,28 @@ export interface RestoreReport {
   warnings: string[];
 }
 
+/** What reading one located set needs: the run's signal and log, and how its objects decode. */
+export interface SetContext {
+  signal: AbortSignal;
+  log: Logger;
+  decoding: SetDecoding;
+}
+
 /** Restores to a directory. Throws (destination untouched) on any failure. */
 export async function runRestore(
   config: JobConfig,
   targets: Target[],
   request: RestoreRequest,
-  ctx: { signal: AbortSignal; log: Logger },
+  options: { signal: AbortSignal; log: Logger; identityFile?: string },
 ): Promise<RestoreReport> {
   const startedAt = new Date().toISOString();
-  const located = await locateSet(config, targets, request.set, ctx.signal, ctx.log);
+  const located = await locateSet(config, targets, request.set, options.signal, options.log);
+  // The key is checked against the set before anything is fetched or the destination is touched.
+  const ctx: SetContext = {
+    signal: options.signal,
+    log: options.log,
+    decoding: await setDecoding(located.manifest, config.encryption, options.identityFile),
+  };
   const warnings = located.passedOverSuspect.map((id) => `newer suspect set ${id} was passed over`);
   const wanted = pathInArchive(request.path);
   const { stagingDir, created } = await prepareDestination(request.to, { force: request.force });
@@ -106,13 +119,12 @@ async function restoreComponent(
   located: LocatedSet,
   component: ManifestComponent,
   dirs: { tree: string; objects: string; wanted: string | undefined; request: RestoreRequest },
-  ctx: { signal: AbortSignal; log: Logger },
+  ctx: SetContext,
 ): Promise<RestoredComponent> {
-  const algorithm = compressionOf(located.manifest);
   const objectFile = join(dirs.objects, component.object);
   ctx.log.info(`fetching ${component.object} (${formatBytes(component.bytes)})`);
   const target = await fetchVerified(located, config.job, component.object, objectFile, ctx.signal, ctx.log);
-  const raw = openRaw(objectFile, algorithm, component, ctx.signal);
+  const raw = openRaw(objectFile, ctx.decoding, component, ctx.signal);
   if (isTreeComponent(component)) {
     ctx.log.info(`extracting ${component.name}`);
     // Each component into its own empty directory, then merged into the staged tree (clashes refused).
@@ -168,7 +180,7 @@ async function chooseComponents(
   name: string | undefined,
   wanted: string | undefined,
   scratch: string,
-  ctx: { signal: AbortSignal; log: Logger },
+  ctx: SetContext,
 ): Promise<ManifestComponent[]> {
   const all = located.manifest.components;
   if (name !== undefined) {
@@ -208,13 +220,13 @@ async function indexHolds(
   component: ManifestComponent,
   wanted: string,
   scratch: string,
-  ctx: { signal: AbortSignal; log: Logger },
+  ctx: SetContext,
 ): Promise<boolean> {
   if (component.index === undefined) return false;
   const file = join(scratch, component.index);
   try {
     await fetchVerified(located, config.job, component.index, file, ctx.signal, ctx.log);
-    for await (const entry of readIndex(file, compressionOf(located.manifest), ctx.signal)) {
+    for await (const entry of readIndex(file, ctx.decoding, ctx.signal)) {
       if (entry.path === wanted || entry.path.startsWith(`${wanted}/`)) return true;
     }
     return false;
@@ -224,12 +236,8 @@ async function indexHolds(
 }
 
 /** The entries of a verified index object, one parsed line at a time. */
-export async function* readIndex(
-  file: string,
-  algorithm: CompressionAlgorithm,
-  signal: AbortSignal,
-): AsyncGenerator<IndexEntry> {
-  const decompressed = createReadStream(file).pipe(createDecompressor(algorithm, signal));
+export async function* readIndex(file: string, decoding: SetDecoding, signal: AbortSignal): AsyncGenerator<IndexEntry> {
+  const decompressed = openDecoded(file, decoding, signal);
   const lines = createInterface({ input: decompressed, crlfDelay: Number.POSITIVE_INFINITY });
   let number = 0;
   for await (const line of lines) {

@@ -1,17 +1,16 @@
 // Reading a located set's objects back: each one fetched whole into a local file and verified
 // against the manifest (size and SHA-256) before anything reads its contents, trying every target
-// that holds the set; then decompressed with the raw size and SHA-256 checked at the end.
-import { createReadStream } from 'node:fs';
+// that holds the set; then decrypted and decompressed with the raw size and SHA-256 checked at the end.
 import { rm } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
 import { messageOf, OperationError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { type CompressionAlgorithm, createDecompressor } from '../pipeline/compress.js';
 import { MeasureStream } from '../pipeline/measure.js';
 import { fetchObject } from '../restore/fetch.js';
 import { objectKey } from '../set/layout.js';
 import type { Manifest, ManifestComponent, ManifestObject } from '../set/manifest.js';
 import type { LocatedSet } from './locate-set.js';
+import { openDecoded, type SetDecoding } from './set-decoding.js';
 
 export class ObjectUnavailableError extends OperationError {
   override name = 'ObjectUnavailableError';
@@ -57,15 +56,6 @@ export async function fetchVerified(
   );
 }
 
-/** The compression algorithm of a set, refusing ones this build cannot read. */
-export function compressionOf(manifest: Manifest): CompressionAlgorithm {
-  const algorithm = manifest.compression.algorithm;
-  if (algorithm === 'zstd' || algorithm === 'gzip') return algorithm;
-  throw new Error(
-    `set ${manifest.setId} is compressed with ${JSON.stringify(algorithm)}, which this backproof cannot read`,
-  );
-}
-
 export interface RawStream {
   /** The decompressed bytes. */
   stream: Readable;
@@ -73,15 +63,15 @@ export interface RawStream {
   check(): void;
 }
 
-/** Decompresses a verified object file; `check()` proves the raw bytes are the ones backed up. */
+/** Decrypts and decompresses a verified object file; `check()` proves the raw bytes are the ones backed up. */
 export function openRaw(
   file: string,
-  algorithm: CompressionAlgorithm,
+  decoding: SetDecoding,
   component: ManifestComponent,
   signal: AbortSignal,
 ): RawStream {
   const measure = new MeasureStream();
-  pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), createDecompressor(algorithm, signal), measure, () => {
+  pipeline(openDecoded(file, decoding, signal), measure, () => {
     // errors reach the consumer through `measure`, which pipeline destroys with them
   });
   return {
@@ -99,9 +89,9 @@ export function openRaw(
   };
 }
 
-/** `main.app.sql.zst` → `main.app.sql`: what the component's raw bytes are called when restored as a file. */
+/** `main.app.sql.zst(.age)` → `main.app.sql`: what the component's raw bytes are called when restored as a file. */
 export function rawFileName(component: ManifestComponent): string {
-  return component.object.replace(/\.(zst|gz)$/, '');
+  return component.object.replace(/\.(zst|gz)(\.age)?$/, '');
 }
 
 /** Tree components (files, system archives) restore as a tree; every other kind as one file. */

@@ -1,8 +1,9 @@
-// Writes one object to every live target: raw bytes → measure → compress → measure → fan-out, each
+// Writes one object to every live target: raw bytes → measure → compress → (encrypt) → measure → fan-out, each
 // target writing under a temporary name; then each target proves size and SHA-256 and the object is
 // renamed to its final name. Returns per-target proof or error; never throws for a target's failure.
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
+import { type AgeRecipient, createEncryptStream } from '../crypto/age.js';
 import { messageOf } from '../lib/errors.js';
 import { type CompressionOptions, createCompressor } from '../pipeline/compress.js';
 import { fanOut } from '../pipeline/fanout.js';
@@ -27,6 +28,8 @@ export interface WriteObjectInput {
   key: string;
   targets: readonly Target[];
   compression: CompressionOptions | null;
+  /** age recipients: the compressed bytes are encrypted once, and the stored (hashed) bytes are the ciphertext. */
+  encryption: readonly AgeRecipient[] | null;
   signal: AbortSignal;
   now: () => Date;
   onRawBytes: (bytes: number) => void;
@@ -42,9 +45,14 @@ export async function writeObject(options: WriteObjectInput): Promise<ObjectWrit
   const { input, name, key, targets, signal } = options;
   const raw = new MeasureStream(options.onRawBytes, { hash: options.rawMeasured === undefined });
   const stored = new MeasureStream(options.onStoredBytes);
-  const stages = options.compression
-    ? [input, raw, createCompressor(options.compression, signal), stored]
-    : [input, raw, stored];
+  const stages = [
+    input,
+    raw,
+    ...(options.compression ? [createCompressor(options.compression, signal)] : []),
+    // Compress, then encrypt (ciphertext does not compress), then hash: the manifest proves the stored bytes without the key.
+    ...(options.encryption ? [createEncryptStream(options.encryption)] : []),
+    stored,
+  ];
   let pipelineError: unknown;
   const piped = new Promise<void>((resolve) => {
     // biome-ignore lint/suspicious/noExplicitAny: node's pipeline overloads do not accept a spread of streams

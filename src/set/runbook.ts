@@ -141,6 +141,7 @@ function fileTable(manifest: Manifest): string[] {
   }
   const known: Record<string, string> = {
     'config.redacted.yml': 'the job config, every secret replaced by `<redacted>`',
+    'config.redacted.yml.age': `the job config, every secret replaced by \`<redacted>\` (encrypted: \`age -d -i ${AGE_IDENTITY}\`)`,
     'RUNBOOK.md': 'this runbook',
   };
   const rows = manifest.objects.map((o) => [code(o.name), String(o.bytes), roles.get(o.name) ?? known[o.name] ?? '']);
@@ -411,7 +412,7 @@ function roleBody(manifest: Manifest, c: ManifestComponent): string[] {
         ...fence([`mkdir -p ${RESTORE_DIR}`, `${data} ${into}`, ...rawCheck(c, restoreFile)]),
         '',
         ...wrap(
-          `This is the standard output of the command of source ${code(c.source)} (see ${code('config.redacted.yml')}), ` +
+          `This is the standard output of the command of source ${code(c.source)} (see ${code(isEncrypted(manifest) ? 'config.redacted.yml.age' : 'config.redacted.yml')}), ` +
             'byte for byte. Give it back to the program that made it; for example, for `redis-cli --rdb -`: stop ' +
             "Redis, put the file in place of Redis's `dump.rdb`, and start Redis.",
         ),

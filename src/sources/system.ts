@@ -226,7 +226,7 @@ async function treeComponent(
       }),
     );
     facts.catch(() => {}); // the core awaits facts only after the streams
-    return { ...component, kind: 'system', facts };
+    return { ...component, kind: 'system', facts, ...(extra.secret ? { secret: true } : {}) };
   }
   throw new SourceError(name, 'the archive produced no component');
 }

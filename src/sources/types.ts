@@ -39,6 +39,8 @@ export interface ComponentStream {
   extension: string;
   /** The raw, uncompressed bytes. Errors on this stream fail the component. */
   data: Readable;
+  /** Holds secrets (known before any byte is read): refused without encryption unless the source allows it. */
+  secret?: boolean;
   /** For files kinds: the JSONL index, one entry per line (see docs/set-format.md). */
   index?: Readable;
   /**

@@ -66,7 +66,7 @@ describe('parseConfigText', () => {
       'job.yml:6: sources[0].exclud: unknown key; did you mean "exclude"?',
       'job.yml:7: sources[0].onefilesystem: unknown key; did you mean "oneFileSystem"?',
       'job.yml:12: colour: unknown key; the keys allowed here are: job, stateDir, objectives, sources, targets, ' +
-        'fanOut, compression, checks, anomalies, drill, notify, hooks, metrics, schedule',
+        'fanOut, compression, encryption, checks, anomalies, drill, notify, hooks, metrics, schedule',
     ]);
   });
 

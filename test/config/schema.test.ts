@@ -202,6 +202,43 @@ describe('jobConfigSchema rules', () => {
   });
 });
 
+describe('jobConfigSchema encryption', () => {
+  const key = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
+  const system = { name: 'system', type: 'system' };
+
+  it('takes recipients, a recipients file and an identity file', () => {
+    const config = parse({ ...minimal, encryption: { recipients: [key], identityFile: '/etc/backproof/age.key' } });
+    assert.deepEqual(config.encryption, { recipients: [key], identityFile: '/etc/backproof/age.key' });
+    assert.deepEqual(parse({ ...minimal, encryption: { recipientsFile: '/etc/r.txt' } }).encryption, {
+      recipientsFile: '/etc/r.txt',
+    });
+  });
+
+  it('rejects encryption without a recipient, and strings that are not age public keys', () => {
+    assert.deepEqual(rejectedPaths({ ...minimal, encryption: {} }), ['encryption']);
+    assert.deepEqual(rejectedPaths({ ...minimal, encryption: { recipients: [] } }), ['encryption']);
+    assert.deepEqual(rejectedPaths({ ...minimal, encryption: { recipients: ['ssh-ed25519 AAAA'] } }), [
+      'encryption.recipients.0',
+    ]);
+    assert.deepEqual(rejectedPaths({ ...minimal, encryption: { recipients: [key.toUpperCase()] } }), [
+      'encryption.recipients.0',
+    ]);
+  });
+
+  it('refuses a system source without encryption unless it allows unencrypted secrets', () => {
+    const result = jobConfigSchema.safeParse({ ...minimal, sources: [minimal.sources[0], system] });
+    assert.equal(result.success, false);
+    assert.deepEqual(
+      result.error?.issues.map((i) => i.path.join('.')),
+      ['sources.1'],
+    );
+    assert.match(result.error?.issues[0]?.message ?? '', /allowUnencryptedSecrets: true/);
+    assert.equal(parse({ ...minimal, sources: [system], encryption: { recipients: [key] } }).sources.length, 1);
+    const allowed = parse({ ...minimal, sources: [{ ...system, allowUnencryptedSecrets: true }] });
+    assert.equal(allowed.sources[0]?.type === 'system' && allowed.sources[0].allowUnencryptedSecrets, true);
+  });
+});
+
 describe('output types', () => {
   it('fit the option types the drivers declare', () => {
     const config = parse({

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { VerificationMismatch } from '../../src/core/evidence.js';
 import { type ObjectWrite, type WriteObjectInput, writeObject } from '../../src/core/write-object.js';
+import { parseRecipient } from '../../src/crypto/age.js';
 import { TargetError } from '../../src/lib/errors.js';
 import type { CompressionOptions } from '../../src/pipeline/compress.js';
 import { objectKey } from '../../src/set/layout.js';
@@ -52,7 +53,7 @@ interface Run {
 async function write(
   input: Readable,
   targets: Target[],
-  options: Partial<Pick<WriteObjectInput, 'compression' | 'signal' | 'onRawBytes' | 'rawMeasured'>> = {},
+  options: Partial<Pick<WriteObjectInput, 'compression' | 'encryption' | 'signal' | 'onRawBytes' | 'rawMeasured'>> = {},
 ): Promise<Run> {
   let rawReported = 0;
   let storedReported = 0;
@@ -62,6 +63,7 @@ async function write(
     key: KEY,
     targets,
     compression: options.compression ?? null,
+    encryption: options.encryption ?? null,
     signal: options.signal ?? new AbortController().signal,
     now: () => NOW,
     onRawBytes: (bytes) => {
@@ -252,6 +254,38 @@ describe('writeObject', () => {
       const restored = execFileSync('zstd', ['-q', '-d', '-c', file], { maxBuffer: 64 * MiB });
       assert.equal(sha256(restored), sha256(data));
     }
+  });
+
+  it('compresses, then encrypts once for every target, and measures the ciphertext that age -d opens', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'backproof-write-key-'));
+    roots.push(dir);
+    const keyFile = join(dir, 'key.txt');
+    execFileSync('age-keygen', ['-o', keyFile], { stdio: 'ignore' });
+    const recipient = parseRecipient(execFileSync('age-keygen', ['-y', keyFile], { encoding: 'utf8' }).trim());
+    const a = await local('a');
+    const b = await local('b');
+    const data = Buffer.concat([Buffer.from('SELECT 1;\n'.repeat(200_000)), randomBytes(MiB)]);
+    const run = await write(bodyOf(data), [a.target, b.target], {
+      compression: { algorithm: 'zstd', level: 3 },
+      encryption: [recipient],
+    });
+    assert.deepEqual(run.result.raw, { bytes: data.length, sha256: sha256(data) });
+    const stored = run.result.stored;
+    assert.ok(stored, 'stored measures');
+    const copies = [await readFile(join(a.root, KEY)), await readFile(join(b.root, KEY))];
+    for (const object of copies) {
+      assert.deepEqual({ bytes: object.length, sha256: sha256(object) }, stored, 'the same ciphertext on both');
+      assert.equal(object.subarray(0, 22).toString('latin1'), 'age-encryption.org/v1\n');
+      assert.equal(object.includes(Buffer.from('SELECT 1;')), false, 'no plaintext reaches the target');
+    }
+    const restored = execFileSync(
+      'sh',
+      ['-c', 'age -d -i "$1" < "$2" | zstd -q -d -c', 'sh', keyFile, join(a.root, KEY)],
+      {
+        maxBuffer: 64 * MiB,
+      },
+    );
+    assert.equal(sha256(restored), sha256(data));
   });
 
   it("takes the raw sha256 from the source's rawMeasured, once the bytes counted agree with it", async () => {

@@ -148,7 +148,7 @@ describe('system source end to end', () => {
   });
 
   it('backs up a server root into a set that plain zstd and GNU tar restore in place', async () => {
-    await sandbox.writeConfig({ sources: [{ name: 'system', type: 'system', root }] });
+    await sandbox.writeConfig({ sources: [{ name: 'system', type: 'system', root, allowUnencryptedSecrets: true }] });
     const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
     const report = jsonOf<Report>(result);
     assert.equal(result.code, 0, result.stderr + result.stdout);
@@ -255,7 +255,9 @@ describe('system source end to end', () => {
     await writeFile(join(empty, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\n');
     const sandbox2 = await makeSandbox('bp-e2e-system-empty-');
     try {
-      await sandbox2.writeConfig({ sources: [{ name: 'system', type: 'system', root: empty }] });
+      await sandbox2.writeConfig({
+        sources: [{ name: 'system', type: 'system', root: empty, allowUnencryptedSecrets: true }],
+      });
       const result = await runCli(['--config', sandbox2.configPath, 'backup', '--json']);
       const report = jsonOf<Report>(result);
       assert.equal(result.code, 3, result.stderr + result.stdout);
@@ -281,7 +283,9 @@ describe('system source end to end', () => {
     const missing = join(sandbox.dir, 'no-such-root');
     const sandbox3 = await makeSandbox('bp-e2e-system-missing-');
     try {
-      await sandbox3.writeConfig({ sources: [{ name: 'system', type: 'system', root: missing }] });
+      await sandbox3.writeConfig({
+        sources: [{ name: 'system', type: 'system', root: missing, allowUnencryptedSecrets: true }],
+      });
       const result = await runCli(['--config', sandbox3.configPath, 'backup', '--json']);
       const report = jsonOf<Report>(result);
       assert.equal(result.code, 1, result.stderr + result.stdout);

@@ -134,6 +134,7 @@ function failedDrill(at: string): DrillReport {
     job: 'shop',
     setId: '20251104T030000Z-k3x9qa',
     target: 'disk',
+    encrypted: false,
     startedAt: at,
     restoredAt: null,
     finishedAt: at,

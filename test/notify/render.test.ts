@@ -159,6 +159,7 @@ describe('renderEvent: drills, verifies, stuck locks, starts', () => {
       job: 'shop',
       setId: '20251104T030000Z-k3x9qa',
       target: 'disk',
+      encrypted: false,
       startedAt: '2025-11-04T05:00:00.000Z',
       restoredAt: null,
       finishedAt: '2025-11-04T05:01:00.000Z',

@@ -593,7 +593,7 @@ async function buildSystemRoot(root: string): Promise<void> {
   await write('var/lib/dpkg/status', 'Package: nginx\nStatus: install ok installed\nArchitecture: amd64\n');
 }
 
-describe('RUNBOOK.md of a real set (files, sqlite, command, system), run by bash', () => {
+describe('RUNBOOK.md of a real encrypted set (files, sqlite, command, system), run by bash with age', () => {
   let sandbox: Sandbox;
   let setDir: string;
   let manifest: Manifest;
@@ -601,9 +601,14 @@ describe('RUNBOOK.md of a real set (files, sqlite, command, system), run by bash
   let files: string;
   let systemRoot: string;
   let database: string;
+  let keyFile: string;
 
   before(async () => {
     sandbox = await makeSandbox('bp-runbook-');
+    // The set is encrypted (the system source's secrets require it): every command decrypts with Debian's age.
+    keyFile = join(sandbox.dir, 'age.key');
+    execFileSync('age-keygen', ['-o', keyFile], { stdio: 'ignore' });
+    const recipient = execFileSync('age-keygen', ['-y', keyFile], { encoding: 'utf8' }).trim();
     files = join(sandbox.dir, 'srv');
     systemRoot = join(sandbox.dir, 'sysroot');
     database = join(sandbox.dir, 'cache.sqlite');
@@ -624,6 +629,7 @@ describe('RUNBOOK.md of a real set (files, sqlite, command, system), run by bash
         { name: 'numbers', type: 'command', command: 'seq 1 20000', extension: 'txt' },
         { name: 'system', type: 'system', root: systemRoot },
       ],
+      encryption: { recipients: [recipient] },
     });
     const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
     const report = jsonOf<{ status: string }>(result);
@@ -652,7 +658,7 @@ describe('RUNBOOK.md of a real set (files, sqlite, command, system), run by bash
 
   it('restores the set: every object passes sha256sum -c, the files come back equal, sqlite is intact', async () => {
     const restore = join(sandbox.dir, 'restore');
-    const script = withPlaceholders(shBlocks(runbook).join('\n'), { restore });
+    const script = withPlaceholders(shBlocks(runbook).join('\n'), { restore, key: keyFile });
     assert.doesNotMatch(script, /(?<![\w/.-])\/restore\b/, 'every placeholder was replaced');
     const result = bash(script, setDir);
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
@@ -696,17 +702,17 @@ describe('RUNBOOK.md of a real set (files, sqlite, command, system), run by bash
   it('fails its check on a damaged or missing object, naming it', async () => {
     const damaged = join(sandbox.dir, 'damaged-set');
     await cp(setDir, damaged, { recursive: true });
-    const archive = join(damaged, 'app.tar.zst');
+    const archive = join(damaged, 'app.tar.zst.age');
     const bytes = await readFile(archive);
     bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] ?? 0) ^ 0xff;
     await writeFile(archive, bytes);
-    await rm(join(damaged, 'numbers.txt.zst'));
+    await rm(join(damaged, 'numbers.txt.zst.age'));
     const [check] = shBlocks(runbook);
     const result = bash(check ?? '', damaged);
     assert.notEqual(result.code, 0, 'sha256sum -c fails');
-    assert.match(result.stdout, /^app\.tar\.zst: FAILED$/m);
-    assert.match(result.stdout, /^numbers\.txt\.zst: FAILED open or read$/m);
-    assert.match(result.stdout, /^cache\.sqlite\.zst: OK$/m, 'the intact objects still pass');
+    assert.match(result.stdout, /^app\.tar\.zst\.age: FAILED$/m);
+    assert.match(result.stdout, /^numbers\.txt\.zst\.age: FAILED open or read$/m);
+    assert.match(result.stdout, /^cache\.sqlite\.zst\.age: OK$/m, 'the intact objects still pass');
   });
 
   it('fails the SQLite restore when the unpacked file is not the backed-up bytes', async () => {
@@ -714,7 +720,7 @@ describe('RUNBOOK.md of a real set (files, sqlite, command, system), run by bash
     const section = sectionOf(runbook, 'cache');
     // Someone else's file where the decompressed copy should be: the hash line catches it.
     const script = withPlaceholders(shBlocks(section).join('\n'), { restore }).replace(
-      /^zstd -dc cache\.sqlite\.zst > (.*)$/m,
+      /^age -d -i KEY < cache\.sqlite\.zst\.age \| zstd -dc > (.*)$/m,
       `cp ${shellQuote(database)} $1 && echo extra >> $1`,
     );
     const result = bash(script, setDir);
