@@ -14,6 +14,8 @@ packages=(
   systemd
   # peers for benchmarks and later issues
   age restic borgbackup
+  # the dashboard's end-to-end test drives Debian's Chromium through playwright-core (no browser download)
+  chromium
 )
 
 # `dpkg-query -W` lists known packages with their state; anything not "install ok installed"

@@ -153,8 +153,15 @@ const migrations: readonly string[] = [
 /** The user_version of a database this build has migrated. */
 export const schemaVersion = migrations.length;
 
-/** Opens (creating if needed) the state database of `stateDir`, ready to use. */
-export function openDatabase(stateDir: string): { db: SqliteDatabase; path: string } {
+/**
+ * Opens (creating if needed) the state database of `stateDir`, ready to use. `readonly`: opens an
+ * existing database only to read it (the dashboard), never creating, configuring or migrating it.
+ */
+export function openDatabase(
+  stateDir: string,
+  options: { readonly?: boolean } = {},
+): { db: SqliteDatabase; path: string } {
+  if (options.readonly === true) return openForReading(join(stateDir, 'state.db'));
   const path = join(ensurePrivateDir(stateDir), 'state.db');
   let db: SqliteDatabase;
   try {
@@ -174,6 +181,29 @@ export function openDatabase(stateDir: string): { db: SqliteDatabase; path: stri
         (damaged ? '; move it aside to start a new history (it is a cache: targets keep every set)' : ''),
       { cause: error },
     );
+  }
+  return { db, path };
+}
+
+function openForReading(path: string): { db: SqliteDatabase; path: string } {
+  let db: SqliteDatabase;
+  try {
+    db = openSqlite(path, { timeout: busyTimeoutMs, readonly: true });
+  } catch (error) {
+    throw new Error(`cannot open the state database ${path} to read it: ${messageOf(error)}`, { cause: error });
+  }
+  try {
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    const found = db.pragma('user_version', { simple: true }) as number;
+    if (found !== schemaVersion) {
+      throw new Error(
+        `the state database ${path} has schema version ${found}, but this backproof reads version ${schemaVersion}: ` +
+          (found < schemaVersion ? 'run `backproof status` once with this version to upgrade it' : 'upgrade backproof'),
+      );
+    }
+  } catch (error) {
+    db.close();
+    throw error;
   }
   return { db, path };
 }

@@ -49,9 +49,12 @@ const componentColumns = `id, run_id AS runId, target, set_id AS setId, name, ki
   raw_bytes AS rawBytes, raw_sha256 AS rawSha256, files, tables`;
 const verificationColumns = `id, runId, target, setId, object, bytes, sha256, level, verifiedAt`;
 
-/** Opens `<stateDir>/state.db` (created with its directory, mode 0700, when missing). */
-export function openStateDb(stateDir: string): StateDb {
-  const { db, path } = openDatabase(stateDir);
+/**
+ * Opens `<stateDir>/state.db` (created with its directory, mode 0700, when missing). `readonly`: an
+ * existing database, only read (writes throw); nothing is created or migrated.
+ */
+export function openStateDb(stateDir: string, options: { readonly?: boolean } = {}): StateDb {
+  const { db, path } = openDatabase(stateDir, options);
   const sql = prepareStatements(db);
   let hostId: string | undefined;
 

@@ -1,10 +1,14 @@
 // `backproof serve`: /metrics over real HTTP after a real backup, loopback by default, a token
-// required on any other address (refused without one, 401 without the header), and SIGTERM stops it.
+// required on any other address (refused without one, 401 without the header), and SIGTERM stops it;
+// several jobs from config files or a directory, refused (exit 2) when two share a job name or one
+// does not load. The pages themselves are tested in a browser: dashboard.test.ts.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
 import { CLI, makeSandbox, runCli, type Sandbox } from '../helpers/cli.js';
 import { parsePrometheusText } from '../helpers/prometheus.js';
 
@@ -15,8 +19,8 @@ interface Served {
 }
 
 /** Starts `serve` on a free port and waits for the line that says where it listens. */
-async function serve(sandbox: Sandbox, extra: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, '--config', sandbox.configPath, 'serve', '--port', '0', ...extra], {
+async function serve(sandbox: Sandbox, extra: string[], configs = ['--config', sandbox.configPath]): Promise<Served> {
+  const child = spawn(process.execPath, [CLI, 'serve', ...configs, '--port', '0', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, BACKPROOF_CONFIG: undefined },
   });
@@ -25,7 +29,7 @@ async function serve(sandbox: Sandbox, extra: string[]): Promise<Served> {
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr?.setEncoding('utf8').on('data', (text: string) => {
       stderr += text;
-      const match = /serving (http:\/\/\S+)\/metrics/.exec(stderr);
+      const match = /serving (http:\/\/[^/\s]+)\/ \(dashboard, \/api, \/metrics\)/.exec(stderr);
       if (match?.[1]) resolve(match[1]);
     });
     void exited.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
@@ -66,7 +70,7 @@ describe('serve /metrics', () => {
       `a last-success metric is there: ${names.join(', ')}`,
     );
     assert.equal((await fetch(`${served.url}/metrics`, { method: 'POST' })).status, 405);
-    assert.equal((await fetch(`${served.url}/`)).status, 404);
+    assert.equal((await fetch(`${served.url}/nowhere`)).status, 404);
     served.child.kill('SIGTERM');
     assert.equal(await served.exited, 130);
   });
@@ -93,5 +97,41 @@ describe('serve /metrics', () => {
     assert.match(await right.text(), /^# HELP backproof_/m);
     served.child.kill('SIGTERM');
     assert.equal(await served.exited, 130);
+  });
+
+  it('serves several jobs from config files and directories; two configs of one job, or one that does not load, exit 2', async () => {
+    const dir = join(sandbox.dir, 'conf.d');
+    await mkdir(dir);
+    const other = (job: string) =>
+      stringify({
+        job,
+        stateDir: join(sandbox.dir, `state-${job}`),
+        targets: [{ name: 'disk', type: 'local', path: sandbox.targetDir }],
+        sources: [{ name: 'app', type: 'files', paths: [join(sandbox.dir, 'app')] }],
+      });
+    await writeFile(join(dir, 'blog.yml'), other('blog'));
+    await writeFile(join(dir, 'wiki.yaml'), other('wiki'));
+    const served = await serve(sandbox, [], [sandbox.configPath, dir]);
+    running.push(served);
+    const jobs = (await (await fetch(`${served.url}/api/jobs`)).json()) as { jobs: { job: string }[] };
+    assert.deepEqual(
+      jobs.jobs.map((j) => j.job),
+      ['blog', 'demo', 'wiki'],
+    );
+    const metrics = await (await fetch(`${served.url}/metrics`)).text();
+    assert.match(metrics, /backproof_info\{job="demo"/, 'metrics of the job that ran');
+    served.child.kill('SIGTERM');
+    assert.equal(await served.exited, 130);
+    assert.equal(existsSync(join(sandbox.dir, 'state-blog')), false, 'serving a job creates nothing for it');
+
+    await writeFile(join(dir, 'again.yml'), other('demo'));
+    const twice = await runCli(['serve', sandbox.configPath, dir, '--port', '0']);
+    assert.equal(twice.code, 2, twice.stderr);
+    assert.match(twice.stderr, /job "demo" is named by two configs, .*backproof\.yml and .*again\.yml/);
+
+    await writeFile(join(dir, 'again.yml'), 'job: broken\nsources: []\n');
+    const broken = await runCli(['serve', dir, '--port', '0']);
+    assert.equal(broken.code, 2, broken.stderr);
+    assert.match(broken.stderr, /serve: .*again\.yml is not a valid backproof config/);
   });
 });

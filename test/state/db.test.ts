@@ -129,6 +129,49 @@ describe('openDatabase', () => {
   });
 });
 
+describe('openStateDb readonly (the dashboard)', () => {
+  it('never creates a missing database or its directory', () => {
+    assert.throws(() => openStateDb(stateDir, { readonly: true }), /cannot open the state database .* to read it/);
+    assert.equal(existsSync(stateDir), false);
+  });
+
+  it('reads what a writer recorded, and refuses to write', () => {
+    const writer = openStateDb(stateDir);
+    const runId = writer.startRun({
+      job: 'j',
+      command: 'backup',
+      startedAt: '2026-11-28T03:00:00.000Z',
+      pid: 1,
+      host: 'h',
+    });
+    writer.close();
+    const reader = openStateDb(stateDir, { readonly: true });
+    try {
+      assert.deepEqual(
+        reader.listRuns('j', 10).map((r) => r.id),
+        [runId],
+      );
+      assert.throws(() =>
+        reader.startRun({ job: 'j', command: 'backup', startedAt: '2026-11-28T04:00:00.000Z', pid: 1, host: 'h' }),
+      );
+    } finally {
+      reader.close();
+    }
+  });
+
+  it('refuses a database of another schema version instead of migrating it', () => {
+    const { db } = openDatabase(stateDir);
+    db.pragma(`user_version = ${schemaVersion - 1}`);
+    db.close();
+    assert.throws(
+      () => openStateDb(stateDir, { readonly: true }),
+      new RegExp(
+        `schema version ${schemaVersion - 1}, but this backproof reads version ${schemaVersion}: run \`backproof status\``,
+      ),
+    );
+  });
+});
+
 describe('hostId', () => {
   it('is a UUID made once, kept in <stateDir>/host-id, stable across reopen', () => {
     const first = openStateDb(stateDir);
