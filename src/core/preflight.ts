@@ -77,3 +77,13 @@ export function estimateRunBytes(lastCommittedBytes: number | undefined, rawEsti
   if (lastCommittedBytes === undefined) return rawEstimate;
   return lastCommittedBytes + Math.ceil(lastCommittedBytes / 2);
 }
+
+/**
+ * Whether preflight must measure a source's raw size (for a files source: walk its whole tree). On a
+ * first run it is the estimate. Once a committed run exists, the estimate comes from history and
+ * the walk is skipped, except where a raw size is judged on its own: a sqlite source copies its
+ * database into scratch space first. A dry run shows every source's raw size.
+ */
+export function needsRawEstimate(sourceType: string, hasHistory: boolean, dryRun: boolean): boolean {
+  return !hasHistory || dryRun || sourceType === 'sqlite';
+}

@@ -1,16 +1,24 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { parseConfigText } from '../../src/config/load.js';
+import { planBackup, runBackup } from '../../src/core/backup.js';
+import { systemClock } from '../../src/core/context.js';
 import {
   estimateRunBytes,
   type FreeSpaceRule,
   formatBasisPoints,
   freeSpaceAt,
   judgeFreeSpace,
+  needsRawEstimate,
 } from '../../src/core/preflight.js';
+import { silentLogger } from '../../src/lib/log.js';
+import { silentReporter } from '../../src/report/types.js';
+import { createFilesSource } from '../../src/sources/files.js';
+import type { Source } from '../../src/sources/types.js';
 
 const PATH = '/var/backups/backproof';
 const MAX = Number.MAX_SAFE_INTEGER; // 2^53 - 1
@@ -172,6 +180,84 @@ describe('freeSpaceAt', () => {
     try {
       execFileSync('touch', [join(dir, 'file')]);
       await assert.rejects(freeSpaceAt(join(dir, 'file', 'below')), { code: 'ENOTDIR' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('needsRawEstimate', () => {
+  it('measures every source on a first run, and in a dry run', () => {
+    for (const type of ['files', 'system', 'sqlite', 'command', 'mariadb']) {
+      assert.equal(needsRawEstimate(type, false, false), true, type);
+      assert.equal(needsRawEstimate(type, true, true), true, type);
+    }
+  });
+
+  it('with history, measures only what is judged on its own: a sqlite copy in scratch space', () => {
+    assert.equal(needsRawEstimate('files', true, false), false);
+    assert.equal(needsRawEstimate('system', true, false), false);
+    assert.equal(needsRawEstimate('mariadb', true, false), false);
+    assert.equal(needsRawEstimate('sqlite', true, false), true);
+  });
+});
+
+describe('preflight of a backup run', () => {
+  /** A real files source that counts how often preflight asks for its raw size (a walk of the whole tree). */
+  function countingFilesSource(path: string): { source: Source; estimates: () => number } {
+    const files = createFilesSource({ name: 'app', paths: [path], exclude: [], oneFileSystem: false });
+    let calls = 0;
+    return {
+      source: {
+        ...files,
+        estimateRawBytes: (ctx) => {
+          calls++;
+          return files.estimateRawBytes(ctx);
+        },
+      },
+      estimates: () => calls,
+    };
+  }
+
+  it('walks the tree for the estimate on the first run only; a dry run always does', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'backproof-preflight-'));
+    try {
+      await mkdir(join(dir, 'app', 'sub'), { recursive: true });
+      await writeFile(join(dir, 'app', 'sub', 'file.txt'), 'x'.repeat(10_000));
+      await mkdir(join(dir, 'target'));
+      const config = parseConfigText(
+        `job: walk\nstateDir: ${join(dir, 'state')}\n` +
+          `sources: [{ name: app, type: files, paths: ["${join(dir, 'app')}"] }]\n` +
+          `targets: [{ name: disk, type: local, path: "${join(dir, 'target')}" }]\n`,
+        join(dir, 'backproof.yml'),
+        dir,
+      );
+      const { source, estimates } = countingFilesSource(join(dir, 'app'));
+      const input = {
+        config,
+        takeOver: false,
+        sources: [source],
+        log: silentLogger,
+        reporter: silentReporter,
+        signal: new AbortController().signal,
+        clock: systemClock,
+      };
+      const first = await runBackup(input);
+      assert.equal(first.status, 'success', JSON.stringify(first.failures));
+      assert.equal(estimates(), 1, 'a first run walks the tree for its estimate');
+
+      const second = await runBackup(input);
+      assert.equal(second.status, 'success', JSON.stringify(second.failures));
+      assert.equal(estimates(), 1, 'with a committed run in history, the estimate comes from it: no walk');
+      const freeSpace = second.steps.find((s) => s.name === 'preflight:target');
+      assert.ok(freeSpace, 'the target was still checked');
+
+      const plan = await planBackup(input);
+      assert.equal(plan.ok, true);
+      assert.equal(estimates(), 2, 'a dry run shows each source\'s raw size, so it walks');
+      assert.equal(plan.sources[0]?.estimatedRawBytes, 10_000);
+      // The estimate of the plan is history's: the last set's size plus half.
+      assert.equal(plan.estimateBytes, estimateRunBytes(second.bytes, 0));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
