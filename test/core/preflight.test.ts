@@ -254,7 +254,7 @@ describe('preflight of a backup run', () => {
 
       const plan = await planBackup(input);
       assert.equal(plan.ok, true);
-      assert.equal(estimates(), 2, 'a dry run shows each source\'s raw size, so it walks');
+      assert.equal(estimates(), 2, "a dry run shows each source's raw size, so it walks");
       assert.equal(plan.sources[0]?.estimatedRawBytes, 10_000);
       // The estimate of the plan is history's: the last set's size plus half.
       assert.equal(plan.estimateBytes, estimateRunBytes(second.bytes, 0));
