@@ -257,20 +257,24 @@ describe('encryption end to end', () => {
       await writeFile(manifestPath, JSON.stringify(manifest, null, 2));
     };
     await rewrite(reencrypted);
+    /** Restores component app from the disk copy into `into` (replacing what is there), with the key. */
+    const restoreAppFromDisk = (into: string) =>
+      cli(
+        'restore',
+        '--set',
+        setId,
+        '--target',
+        'disk',
+        '--component',
+        'app',
+        '--to',
+        into,
+        '--force',
+        '--identity',
+        keyFile,
+      );
     const out = join(sandbox.dir, 'from-age');
-    const restored = await cli(
-      'restore',
-      '--set',
-      setId,
-      '--target',
-      'disk',
-      '--component',
-      'app',
-      '--to',
-      out,
-      '--identity',
-      keyFile,
-    );
+    const restored = await restoreAppFromDisk(out);
     assert.equal(restored.code, 0, explain(restored));
     assert.deepEqual(await compareTrees(app, join(out, app.slice(1))), []);
 
@@ -283,20 +287,7 @@ describe('encryption end to end', () => {
     const kept = join(sandbox.dir, 'kept');
     await mkdir(kept);
     await writeFile(join(kept, 'keep.txt'), 'mine\n');
-    const failed = await cli(
-      'restore',
-      '--set',
-      setId,
-      '--target',
-      'disk',
-      '--component',
-      'app',
-      '--to',
-      kept,
-      '--force',
-      '--identity',
-      keyFile,
-    );
+    const failed = await restoreAppFromDisk(kept);
     assert.equal(failed.code, 1, explain(failed));
     assert.match(failed.stderr, /app\.tar\.zst\.age|app/);
     assert.match(failed.stderr, /damaged|corrupt|authenticat/i);
@@ -306,20 +297,7 @@ describe('encryption end to end', () => {
     const headerEnd = reencrypted.indexOf('\n---') + 1;
     const headerLength = reencrypted.indexOf('\n', headerEnd) + 1 + 16;
     await rewrite(reencrypted.subarray(0, headerLength + 65536 + 16));
-    const truncated = await cli(
-      'restore',
-      '--set',
-      setId,
-      '--target',
-      'disk',
-      '--component',
-      'app',
-      '--to',
-      kept,
-      '--force',
-      '--identity',
-      keyFile,
-    );
+    const truncated = await restoreAppFromDisk(kept);
     assert.equal(truncated.code, 1, explain(truncated));
     assert.match(truncated.stderr, /cut short|truncated/i);
     assert.deepEqual(await readdir(kept), ['keep.txt']);
