@@ -124,6 +124,9 @@ describe('encryption end to end', () => {
     const backup = await cli('backup');
     assert.equal(backup.code, 2, explain(backup));
     assert.match(backup.stderr, /encryption\.recipients\[0\]/);
+    const checked = await cli('config', 'check');
+    assert.equal(checked.code, 2, explain(checked));
+    assert.match(checked.stderr, /encryption\.recipients\[0\]: /);
     await sandbox.writeConfig({ ...config, encryption: { recipientsFile: join(sandbox.dir, 'missing.txt') } });
     const missing = await cli('backup');
     assert.equal(missing.code, 2, explain(missing));
