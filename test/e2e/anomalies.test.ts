@@ -199,23 +199,7 @@ describe('anomaly checks in backup runs', () => {
       });
     });
 
-    it('a table that vanished fails the run; the set is committed as suspect', async () => {
-      for (let run = 1; run <= 2; run++) assert.deepEqual((await backup()).anomalies, []);
-      sqlite('DROP TABLE orders;');
-      const report = await backup();
-      assert.equal(report.exitCode, 1);
-      assert.equal(report.status, 'failure');
-      assert.deepEqual(idsOf(report.anomalies), ['db:table-vanished:main.orders failure']);
-      assert.match(
-        report.anomalies[0]?.message ?? '',
-        /table main\.orders is missing; it was in each of the last 2 sets/,
-      );
-      assert.equal((await manifestOf(report.setId)).suspect, true);
-      const status = await cli('status', '--json');
-      assert.equal(status.code, 1);
-    });
-
-    it('rows of a table down 25% warn (exit 3); status is unhealthy until a clean run', async () => {
+    it('rows of a table down 25% warn (exit 3) and status is unhealthy until a clean run; a table that vanishes fails the run and its set is committed as suspect', async () => {
       for (let run = 1; run <= 2; run++) assert.deepEqual((await backup()).anomalies, []);
       sqlite('DELETE FROM users WHERE id % 4 = 0;');
       const report = await backup();
@@ -242,6 +226,20 @@ describe('anomaly checks in backup runs', () => {
       const clean = await backup();
       assert.equal(clean.status, 'success', JSON.stringify(clean.warnings));
       assert.equal((await cli('status')).code, 0);
+
+      // Then a table vanishes: a failure, and the set (a faithful copy) is committed as suspect.
+      sqlite('DROP TABLE orders;');
+      const vanished = await backup();
+      assert.equal(vanished.exitCode, 1);
+      assert.equal(vanished.status, 'failure');
+      assert.deepEqual(idsOf(vanished.anomalies), ['db:table-vanished:main.orders failure']);
+      assert.match(
+        vanished.anomalies[0]?.message ?? '',
+        /table main\.orders is missing; it was in each of the last 4 sets/,
+      );
+      assert.equal((await manifestOf(vanished.setId)).suspect, true);
+      const failed = await cli('status', '--json');
+      assert.equal(failed.code, 1);
     });
   });
 

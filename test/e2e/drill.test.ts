@@ -143,7 +143,13 @@ describe('drill and database restore through the CLI', () => {
     await sandbox.cleanup();
   });
 
-  it('restores everything into a sandbox and scratch databases, reconciles it, measures the RTO, leaves nothing', async () => {
+  it('after a drill killed with -9 midway, restores everything into a sandbox and scratch databases, reconciles it, measures the RTO, drops the killed drill’s database, leaves nothing', async () => {
+    const killed = startCli(['--config', sandbox.configPath, 'drill', '--json']);
+    await waitFor('a scratch database', async () => (await leftovers()).length > 0, 60_000);
+    killed.child.kill('SIGKILL');
+    await killed.done;
+    assert.ok((await leftovers()).length > 0, 'the killed drill left its database');
+
     const result = await cli('drill', '--json');
     const report = jsonOf<DrillReport>(result);
     assert.equal(
@@ -153,6 +159,10 @@ describe('drill and database restore through the CLI', () => {
     );
     assert.equal(report.status, 'success');
     assert.equal(report.setId, setId);
+    assert.ok(
+      report.cleanedUp.some((c) => c.includes(`backproof_drill_${setId}`)),
+      JSON.stringify(report.cleanedUp),
+    );
     assert.ok(typeof report.rtoMs === 'number' && report.rtoMs > 0, `measured RTO ${report.rtoMs}`);
     assert.equal(report.rtoObjectiveMs, 3_600_000);
     const byName = Object.fromEntries(report.components.map((c) => [c.name, c]));
@@ -173,55 +183,16 @@ describe('drill and database restore through the CLI', () => {
     assert.equal(status.lastDrill.rtoMs, report.rtoMs);
   });
 
-  it('a failing assertion fails the drill (exit 1) and status turns unhealthy', async () => {
-    await sandbox.writeConfig({
-      ...baseConfig,
-      drill: {
-        ...(baseConfig.drill as object),
-        assertions: [{ component: `shop.${mdb}`, sql: 'SELECT count(*) FROM users', min: 5000 }],
-      },
-    });
-    try {
-      const result = await cli('drill', '--json');
-      const report = jsonOf<DrillReport>(result);
-      assert.equal(result.code, 1, result.stderr);
-      assert.equal(report.status, 'failure');
-      assert.match(report.problems.join('\n'), /SELECT count\(\*\) FROM users = 1200, expected at least 5000/);
-      const status = await cli('status');
-      assert.equal(status.code, 1);
-      assert.match(status.stdout, /last drill .*failure/);
-      assert.deepEqual(await leftovers(), []);
-    } finally {
-      await sandbox.writeConfig(baseConfig);
-    }
-  });
-
-  it('over the RTO objective: exit 3, and status says so', async () => {
-    await sandbox.writeConfig({ ...baseConfig, objectives: { rto: '1ms' } });
-    try {
-      const result = await cli('drill', '--json');
-      const report = jsonOf<DrillReport>(result);
-      assert.equal(result.code, 3, result.stderr);
-      assert.equal(report.status, 'warning');
-      assert.match(report.warnings.join('\n'), /over the RTO objective/);
-      const status = await cli('status');
-      assert.equal(status.code, 1);
-      assert.match(status.stdout, /slower than objectives\.rto/);
-    } finally {
-      await sandbox.writeConfig(baseConfig);
-    }
-  });
-
-  it('a dump tampered on the target with its hashes updated fails the drill, naming the table', async () => {
+  it('fails (exit 1) naming each problem: a failing assertion, a dump tampered with its hashes updated (the table), one flipped byte (the object); status turns unhealthy; nothing is left behind', async () => {
     const setDir = execFileSync('find', [sandbox.targetDir, '-type', 'd', '-name', setId], { encoding: 'utf8' }).trim();
     const manifestFile = join(setDir, 'manifest.json');
     const originalManifest = await readFile(manifestFile, 'utf8');
     const manifest = JSON.parse(originalManifest);
     const component = manifest.components.find((c: { name: string }) => c.name === `main.${pdb}`);
-    const objectFile = join(setDir, component.object);
-    const originalObject = await readFile(objectFile);
+    const dumpFile = join(setDir, component.object);
+    const originalDump = await readFile(dumpFile);
     // One row of orders removed from its COPY block: a valid dump, one row short of what was backed up.
-    const sql = execFileSync('zstd', ['-q', '-d', '-c'], { input: originalObject }).toString('utf8');
+    const sql = execFileSync('zstd', ['-q', '-d', '-c'], { input: originalDump }).toString('utf8');
     const tampered = Buffer.from(sql.replace(/^700\t1050\.00\n/m, ''), 'utf8');
     assert.notEqual(tampered.length, Buffer.byteLength(sql), 'the row was found and removed');
     const stored = execFileSync('zstd', ['-q', '-c'], { input: tampered });
@@ -236,78 +207,84 @@ describe('drill and database restore through the CLI', () => {
       manifest.objects.find((o: { name: string }) => o.name === component.object),
       { bytes: stored.length, sha256: sha(stored) },
     );
-    await chmod(objectFile, 0o644);
-    await chmod(manifestFile, 0o644);
-    await writeFile(objectFile, stored);
-    await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
-    try {
-      const result = await cli('drill', '--target', 'disk', '--json');
-      const report = jsonOf<DrillReport>(result);
-      assert.equal(result.code, 1, result.stderr);
-      assert.match(report.problems.join('\n'), /public\.orders: expected 700, found 699/);
-    } finally {
-      await writeFile(objectFile, originalObject);
-      await writeFile(manifestFile, originalManifest);
-    }
-  });
-
-  it('one flipped byte in an object fails the drill, naming the object; nothing is left behind', async () => {
-    const setDir = execFileSync('find', [sandbox.targetDir, '-type', 'd', '-name', setId], { encoding: 'utf8' }).trim();
-    const objectFile = join(setDir, 'app.tar.zst');
-    const original = await readFile(objectFile);
-    const damaged = Buffer.from(original);
+    // One flipped byte in the files component, its hashes left as they were.
+    const archiveFile = join(setDir, 'app.tar.zst');
+    const originalArchive = await readFile(archiveFile);
+    const damaged = Buffer.from(originalArchive);
     damaged[100] = (damaged[100] ?? 0) ^ 0x01;
-    await chmod(objectFile, 0o644);
-    await writeFile(objectFile, damaged);
+    for (const file of [dumpFile, archiveFile, manifestFile]) await chmod(file, 0o644);
+    await writeFile(dumpFile, stored);
+    await writeFile(archiveFile, damaged);
+    await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
+    await sandbox.writeConfig({
+      ...baseConfig,
+      drill: {
+        ...(baseConfig.drill as object),
+        assertions: [{ component: `shop.${mdb}`, sql: 'SELECT count(*) FROM users', min: 5000 }],
+      },
+    });
     try {
       const result = await cli('drill', '--target', 'disk', '--json');
       const report = jsonOf<DrillReport>(result);
       assert.equal(result.code, 1, result.stderr);
-      assert.match(report.problems.join('\n'), /^app: object: .*app\.tar\.zst/m);
+      assert.equal(report.status, 'failure');
+      const problems = report.problems.join('\n');
+      assert.match(problems, /SELECT count\(\*\) FROM users = 1200, expected at least 5000/);
+      assert.match(problems, /public\.orders: expected 700, found 699/);
+      assert.match(problems, /^app: object: .*app\.tar\.zst/m);
+      const status = await cli('status');
+      assert.equal(status.code, 1);
+      assert.match(status.stdout, /last drill .*failure/);
       assert.deepEqual(await leftovers(), []);
       assert.deepEqual(await readdirSafe(join(sandbox.stateDir, 'drill')), []);
     } finally {
-      await writeFile(objectFile, original);
+      await writeFile(dumpFile, originalDump);
+      await writeFile(archiveFile, originalArchive);
+      await writeFile(manifestFile, originalManifest);
+      await sandbox.writeConfig(baseConfig);
     }
   });
 
-  for (const target of ['nas', 'cloud']) {
-    it(`drills from ${target} too: files and databases come back equal from every target kind`, async () => {
-      const result = await cli('drill', '--target', target, '--json');
+  it('drills from nas too, files and databases equal; over the RTO objective that is exit 3, and status says so', async () => {
+    await sandbox.writeConfig({ ...baseConfig, objectives: { rto: '1ms' } });
+    try {
+      const result = await cli('drill', '--target', 'nas', '--json');
       const report = jsonOf<DrillReport>(result);
-      assert.equal(result.code, 0, `${result.stderr}\n${JSON.stringify(report.problems)}`);
+      assert.equal(
+        result.code,
+        3,
+        `${result.stderr}\n${JSON.stringify(report.problems)}\n${JSON.stringify(report.warnings)}`,
+      );
+      assert.equal(report.status, 'warning');
       assert.ok(report.components.every((c) => c.checks.every((k) => k.ok)));
-      assert.match(JSON.stringify(report.components), new RegExp(`from ${target}`));
-    });
-  }
+      assert.match(JSON.stringify(report.components), /from nas/);
+      assert.match(report.warnings.join('\n'), /over the RTO objective/);
+      const status = await cli('status');
+      assert.equal(status.code, 1);
+      assert.match(status.stdout, /slower than objectives\.rto/);
+    } finally {
+      await sandbox.writeConfig(baseConfig);
+    }
+  });
 
-  it('works with the state directory deleted (a new server with only the config)', async () => {
+  it('drills from cloud with the state directory deleted (a new server with only the config): files and databases equal', async () => {
     const moved = `${sandbox.stateDir}.away`;
     execFileSync('mv', [sandbox.stateDir, moved]);
     try {
-      const result = await cli('drill', '--json');
-      assert.equal(result.code, 0, result.stderr);
-      assert.equal(jsonOf<DrillReport>(result).setId, setId);
+      const result = await cli('drill', '--target', 'cloud', '--json');
+      const report = jsonOf<DrillReport>(result);
+      assert.equal(
+        result.code,
+        0,
+        `${result.stderr}\n${JSON.stringify(report.problems)}\n${JSON.stringify(report.warnings)}`,
+      );
+      assert.equal(report.setId, setId);
+      assert.ok(report.components.every((c) => c.checks.every((k) => k.ok)));
+      assert.match(JSON.stringify(report.components), /from cloud/);
     } finally {
       await rm(sandbox.stateDir, { recursive: true, force: true });
       execFileSync('mv', [moved, sandbox.stateDir]);
     }
-  });
-
-  it('a drill killed with -9 midway leaves a scratch database that the next drill drops', async () => {
-    const running = startCli(['--config', sandbox.configPath, 'drill', '--json']);
-    await waitFor('a scratch database', async () => (await leftovers()).length > 0, 60_000);
-    running.child.kill('SIGKILL');
-    await running.done;
-    assert.ok((await leftovers()).length > 0, 'the killed drill left its database');
-    const result = await cli('drill', '--json');
-    const report = jsonOf<DrillReport>(result);
-    assert.equal(result.code, 0, result.stderr);
-    assert.ok(
-      report.cleanedUp.some((c) => c.includes(`backproof_drill_${setId}`)),
-      JSON.stringify(report.cleanedUp),
-    );
-    assert.deepEqual(await leftovers(), []);
   });
 
   it('restore --into-database loads MariaDB and PostgreSQL components into new databases; a non-empty one is refused', async () => {

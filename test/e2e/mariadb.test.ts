@@ -3,7 +3,7 @@
 // (wrong password, missing database, server down, missing privilege, server killed mid-dump) ending
 // with exit 1 and no manifest.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -97,6 +97,7 @@ async function freePort(): Promise<number> {
 
 interface PrivateServer {
   port: number;
+  socket: string;
   /** Runs SQL as root over the server's socket (utf8mb4); returns the rows as text. */
   sql(sql: string): Promise<string>;
   /** kill -9 */
@@ -158,6 +159,7 @@ async function startPrivateServer(dir: string): Promise<PrivateServer> {
   };
   const server: PrivateServer = {
     port,
+    socket,
     sql,
     kill: () => child.kill('SIGKILL'),
     stop: async () => {
@@ -341,15 +343,35 @@ describe('mariadb source through the CLI', () => {
     // A server of its own: killing the shared one would fail every other test using it meanwhile.
     const box = await sandbox();
     const server = await startPrivateServer(box.dir);
+    let holder: ChildProcess | undefined;
+    let holderClosed: Promise<unknown> = Promise.resolve();
     try {
       const db = 'killme';
       await server.sql(
         `CREATE DATABASE ${db};\nUSE ${db};\nCREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(120));\n` +
-          'INSERT INTO big SELECT seq, REPEAT(CHAR(65 + seq % 26), 120) FROM seq_1_to_1000000;\n' +
+          'INSERT INTO big SELECT seq, REPEAT(CHAR(65 + seq % 26), 120) FROM seq_1_to_1000;\n' +
           "CREATE USER 'dumper'@'127.0.0.1' IDENTIFIED BY 'dumper-pw';\n" +
           `GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON ${db}.* TO 'dumper'@'127.0.0.1';\n` +
           "GRANT SELECT ON mysql.proc TO 'dumper'@'127.0.0.1';",
       );
+      // A session holding a write lock on the table makes mariadb-dump wait inside its dump (at the
+      // SELECT of the rows), connected, for as long as we like.
+      holder = spawn(
+        'mariadb',
+        ['--no-defaults', `--socket=${server.socket}`, '--user=root', '--batch', '--unbuffered'],
+        { stdio: ['pipe', 'pipe', 'ignore'] },
+      );
+      holderClosed = new Promise((resolve) => holder?.on('close', resolve));
+      holder.stdin?.on('error', () => {});
+      holder.stdin?.write(`LOCK TABLES ${db}.big WRITE; SELECT 'locked';\n`);
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        holder?.stdout?.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+          if (out.includes('locked')) resolve();
+        });
+        holder?.once('close', () => reject(new Error(`the lock holder exited before locking: ${out}`)));
+      });
       const passwordFile = join(box.dir, 'dumper.pass');
       await writeFile(passwordFile, 'dumper-pw\n', { mode: 0o600 });
       await box.writeConfig({
@@ -367,11 +389,11 @@ describe('mariadb source through the CLI', () => {
         ],
       });
       const run = startCli(['--config', box.configPath, 'backup', '--json']);
-      // Wait until mariadb-dump is reading the table's rows, then kill the server under it.
+      // Wait until mariadb-dump waits for the table's rows, then kill the server under it.
       let dumping = false;
       for (let i = 0; i < 1200 && !dumping && run.child.exitCode === null; i++) {
         const reading = await server.sql(
-          `SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '${db}' AND INFO LIKE '%FROM \`big\`%'`,
+          `SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'dumper' AND DB = '${db}' AND INFO LIKE '%FROM \`big\`%' AND STATE = 'Waiting for table metadata lock'`,
         );
         dumping = reading !== '0';
         if (!dumping) await sleep(25);
@@ -391,7 +413,9 @@ describe('mariadb source through the CLI', () => {
       );
       assert.deepEqual(manifests(box.targetDir), [], 'no set was committed');
     } finally {
+      holder?.stdin?.end();
       await server.stop();
+      await holderClosed;
     }
   });
 });

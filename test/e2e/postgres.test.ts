@@ -178,35 +178,47 @@ describe('postgres source through the CLI', () => {
     }
   });
 
-  it('wrong password: exit 1 in preflight, nothing on the target', async () => {
+  it('a wrong password, a database that does not exist, the server down: exit 1 in preflight naming each, nothing on the target', async () => {
     const owner = await role('e2ewrong');
     const db = await database(owner.name);
     const wrong = join(secrets, 'wrong');
     await writeFile(wrong, 'not-it', { mode: 0o600 });
+    const ghost = uniqueName('ghost');
     const sandbox = await makeSandbox();
     try {
-      await sandbox.writeConfig({ sources: [pgSource({ user: owner.name, passwordFile: wrong, databases: [db] })] });
-      await backupFails(
+      // Preflight checks every source and reports every fatal finding: one run shows all three.
+      await sandbox.writeConfig({
+        sources: [
+          { ...pgSource({ user: owner.name, passwordFile: wrong, databases: [db] }), name: 'wrongpw' },
+          {
+            ...pgSource({ user: owner.name, passwordFile: owner.passwordFile, databases: [ghost], globals: false }),
+            name: 'ghost',
+          },
+          {
+            ...pgSource({ port: 1, user: owner.name, passwordFile: owner.passwordFile, databases: ['x'] }),
+            name: 'down',
+          },
+        ],
+      });
+      const report = await backupFails(
         sandbox,
-        new RegExp(`source main: PostgreSQL at .* refused the password of user ${owner.name}`),
+        new RegExp(`source wrongpw: PostgreSQL at .* refused the password of user ${owner.name}`),
       );
+      const messages = report.failures.map((f) => f.message).join('\n');
+      assert.match(messages, new RegExp(`source ghost: database ${ghost} does not exist`));
+      assert.match(messages, /source down: cannot connect to PostgreSQL at 127\.0\.0\.1:1: is the server running/);
     } finally {
       await sandbox.cleanup();
     }
   });
 
-  it('a database that does not exist, or a user without privileges: exit 1, no manifest', async () => {
+  it('a user without privileges: exit 1 when dumping, no manifest', async () => {
     const owner = await role('e2eown');
     const reader = await role('e2enopriv');
     const db = await database(owner.name);
     await psqlAdmin(`SET ROLE ${owner.name}; CREATE TABLE private (x integer);`, db);
-    const ghost = uniqueName('ghost');
     const sandbox = await makeSandbox();
     try {
-      await sandbox.writeConfig({
-        sources: [pgSource({ user: owner.name, passwordFile: owner.passwordFile, databases: [ghost], globals: false })],
-      });
-      await backupFails(sandbox, new RegExp(`source main: database ${ghost} does not exist`));
       await sandbox.writeConfig({
         sources: [pgSource({ user: reader.name, passwordFile: reader.passwordFile, databases: [db], globals: false })],
       });
@@ -214,19 +226,6 @@ describe('postgres source through the CLI', () => {
         sandbox,
         new RegExp(`source main: database ${db}: pg_dump exited with code 1: user ${reader.name} lacks privileges`),
       );
-    } finally {
-      await sandbox.cleanup();
-    }
-  });
-
-  it('the server down: exit 1, saying it cannot connect', async () => {
-    const owner = await role('e2edown');
-    const sandbox = await makeSandbox();
-    try {
-      await sandbox.writeConfig({
-        sources: [pgSource({ port: 1, user: owner.name, passwordFile: owner.passwordFile, databases: ['x'] })],
-      });
-      await backupFails(sandbox, /source main: cannot connect to PostgreSQL at 127\.0\.0\.1:1: is the server running/);
     } finally {
       await sandbox.cleanup();
     }

@@ -2,11 +2,16 @@
 // direct fan-out, restores with plain tools from what each server holds, and every way a target can
 // be wrong (host keys, client key, bucket, credentials, a server killed mid-upload).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
@@ -19,9 +24,12 @@ import {
 import { jsonOf, makeSandbox, runCli, type Sandbox, startCli } from '../helpers/cli.js';
 import { compareTrees } from '../helpers/compare.js';
 import { filesUnder, waitFor } from '../helpers/files.js';
-import { type PrivateServices, privateServices, type S3Service, services, uniqueName } from '../helpers/services.js';
+import { closedPort } from '../helpers/receivers.js';
+import { type S3Service, services, uniqueName } from '../helpers/services.js';
 
 process.env.AWS_EC2_METADATA_DISABLED = 'true';
+
+const MiB = 1024 * 1024;
 
 interface Report {
   status: string;
@@ -214,9 +222,11 @@ describe('remote targets through the CLI', () => {
     );
   });
 
-  it('direct: without a local target one read feeds an SFTP-only NAS (read back) and S3', async () => {
+  it('direct: without a local target one read feeds an SFTP-only NAS (read back) and S3; an optional target that fails makes it a warning', async () => {
     const sftpOnly = services().ssh.sftpOnly;
     const dir = remoteDir(sftpOnly.localPath, sftpOnly.user);
+    const otherKey = join(sandbox.dir, 'optional_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', otherKey]);
     await sandbox.writeConfig({
       sources: [{ name: 'app', type: 'files', paths: [source] }],
       targets: [
@@ -227,22 +237,36 @@ describe('remote targets through the CLI', () => {
           path: `${sftpOnly.path}/${dir}`,
         }),
         s3Target('cloudonly'),
+        sftpTarget('spare', { identityFile: otherKey, optional: true }),
       ],
     });
     const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
     const report = jsonOf<Report>(result);
     assert.equal(
       result.code,
-      0,
+      3,
       `${result.stderr}\n${JSON.stringify(report.failures)}\n${JSON.stringify(report.warnings)}`,
     );
-    const levels = Object.fromEntries(report.targets.map((t) => [t.name, [...new Set(t.objects.map((o) => o.level))]]));
+    assert.equal(report.status, 'warning');
+    assert.deepEqual(
+      report.targets.map((t) => [t.name, t.result]),
+      [
+        ['nasonly', 'committed'],
+        ['cloudonly', 'committed'],
+        ['spare', 'failed'],
+      ],
+    );
+    const levels = Object.fromEntries(
+      report.targets
+        .filter((t) => t.result === 'committed')
+        .map((t) => [t.name, [...new Set(t.objects.map((o) => o.level))]]),
+    );
     assert.deepEqual(levels, { nasonly: ['reread'], cloudonly: ['etag'] });
     const files = await filesUnder(join(sftpOnly.localPath, dir));
-    assert.ok(files.some((f) => f.endsWith('manifest.json')));
+    assert.ok(files.some((f) => f.endsWith(`${report.setId}/manifest.json`)));
   });
 
-  it('names what to fix for an unknown or changed host key, a wrong client key, a missing bucket and refused credentials', async () => {
+  it('a required target that fails makes the run a failure but leaves the local set complete; each failure names what to fix (unknown or changed host key, wrong client key, missing bucket, refused credentials)', async () => {
     const emptyKnownHosts = join(sandbox.dir, 'known_hosts.empty');
     await writeFile(emptyKnownHosts, '');
     const otherKey = join(sandbox.dir, 'other_key');
@@ -254,28 +278,47 @@ describe('remote targets through the CLI', () => {
     const wrongSecret = join(sandbox.dir, 'wrong.secret');
     await writeFile(wrongSecret, 'not-the-secret\n', { mode: 0o600 });
 
-    const cases: { target: Record<string, unknown>; expect: RegExp }[] = [
+    // One run, one broken target per way to be wrong, beside a healthy local disk.
+    const broken: { target: Record<string, unknown>; expect: RegExp }[] = [
       {
-        target: sftpTarget('nas', { knownHosts: emptyKnownHosts }),
+        target: sftpTarget('unknownhost', { knownHosts: emptyKnownHosts }),
         expect: /unknown|not in .*known_hosts|ssh-keyscan/i,
       },
-      { target: sftpTarget('nas', { knownHosts: changedKnownHosts }), expect: /changed|does not match|mismatch/i },
-      { target: sftpTarget('nas', { identityFile: otherKey }), expect: /auth|key|refused|denied/i },
-      { target: s3Target('cloud', { bucket: uniqueName('missing') }), expect: /bucket/i },
       {
-        target: s3Target('cloud', { secretAccessKeyFile: wrongSecret }),
+        target: sftpTarget('changedhost', { knownHosts: changedKnownHosts }),
+        expect: /changed|does not match|mismatch/i,
+      },
+      { target: sftpTarget('wrongkey', { identityFile: otherKey }), expect: /auth|key|refused|denied/i },
+      { target: s3Target('nobucket', { bucket: uniqueName('missing') }), expect: /bucket/i },
+      {
+        target: s3Target('badsecret', { secretAccessKeyFile: wrongSecret }),
         expect: /credential|signature|denied|refused/i,
       },
     ];
-    for (const { target, expect } of cases) {
-      await sandbox.writeConfig({ sources: [{ name: 'app', type: 'files', paths: [source] }], targets: [target] });
-      const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
-      assert.equal(result.code, 1, `${target.name}: ${result.stdout}`);
-      const report = jsonOf<Report>(result);
-      const messages = report.failures.map((f) => f.message).join('\n');
+    const disk = join(sandbox.dir, 'disk-required');
+    await mkdir(disk);
+    await sandbox.writeConfig({
+      sources: [{ name: 'app', type: 'files', paths: [source] }],
+      targets: [{ name: 'disk', type: 'local', path: disk }, ...broken.map((b) => b.target)],
+    });
+    const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+    const report = jsonOf<Report>(result);
+    assert.equal(result.code, 1, result.stdout);
+    assert.equal(report.status, 'failure');
+    assert.deepEqual(
+      report.targets.map((t) => [t.name, t.result]),
+      [['disk', 'committed'], ...broken.map((b) => [b.target.name, 'failed'])],
+    );
+    for (const { target, expect } of broken) {
+      const messages = report.failures
+        .filter((f) => f.target === target.name)
+        .map((f) => f.message)
+        .join('\n');
       assert.match(messages, expect, `${JSON.stringify(target)} gives: ${messages}`);
-      assert.doesNotMatch(result.stdout + result.stderr, /not-the-secret|testing/, 'no secret in the output');
     }
+    assert.doesNotMatch(result.stdout + result.stderr, /not-the-secret|testing/, 'no secret in the output');
+    const manifests = (await filesUnder(disk)).filter((f) => f.endsWith('manifest.json'));
+    assert.equal(manifests.length, 1, 'the local set is committed');
   });
 
   it('acceptNewHostKey pins a first-seen host key, says so with its fingerprint (exit 3), then trusts it', async () => {
@@ -292,144 +335,349 @@ describe('remote targets through the CLI', () => {
     const second = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
     assert.equal(second.code, 0, second.stdout);
   });
+});
 
-  it('one target failing leaves the other set complete; optional decides between failure and warning', async () => {
-    const otherKey = join(sandbox.dir, 'bad_key');
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', otherKey]);
-    for (const optional of [false, true]) {
-      const disk = join(sandbox.dir, `disk-${optional}`);
-      await mkdir(disk);
-      await sandbox.writeConfig({
-        sources: [{ name: 'app', type: 'files', paths: [source] }],
-        targets: [{ name: 'disk', type: 'local', path: disk }, sftpTarget('nas', { identityFile: otherKey, optional })],
+// The two tests run side by side: each spends most of its time waiting while the CLI retries a dead server.
+describe('a server dying mid-upload', { concurrency: true }, () => {
+  let work: string;
+  let blob: string;
+
+  /**
+   * A sandbox whose job sends 6 MiB of random bytes, then waits for the gate file: the upload cannot
+   * end before the test has killed the server, however fast the machine. gzip passes bytes on as
+   * they come (zstd -T0 holds back megabytes), so the test knows how far the upload got.
+   */
+  async function gatedSandbox(target: Record<string, unknown>): Promise<{ sandbox: Sandbox; gate: string }> {
+    const sandbox = await makeSandbox();
+    const gate = join(sandbox.dir, 'gate');
+    await sandbox.writeConfig({
+      sources: [
+        {
+          name: 'big',
+          type: 'command',
+          // (It also stops waiting once the sandbox is gone, so a failed test leaves no process behind.)
+          command: `cat '${blob}'; while [ ! -e '${gate}' ] && [ -d '${sandbox.dir}' ]; do sleep 0.05; done`,
+          extension: 'bin',
+        },
+      ],
+      compression: { algorithm: 'gzip', level: 1 },
+      targets: [target],
+    });
+    return { sandbox, gate };
+  }
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'bp-dying-'));
+    blob = join(work, 'blob.bin');
+    await writeFile(blob, randomBytes(6 * MiB));
+  });
+  after(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('sshd killed mid-upload: exit 1, no manifest there; the next run succeeds and removes the leftovers', async () => {
+    const ssh = services().ssh;
+    const sshd = await PrivateSshd.start(ssh.user);
+    const dir = uniqueName('kill');
+    const remoteRoot = join(ssh.home, dir);
+    execFileSync('install', ['-d', '-m', '700', '-o', ssh.user, '-g', ssh.user, remoteRoot]);
+    let box: { sandbox: Sandbox; gate: string } | undefined;
+    let run: ReturnType<typeof startCli> | undefined;
+    try {
+      box = await gatedSandbox({
+        name: 'nas',
+        type: 'sftp',
+        host: ssh.host,
+        port: sshd.port,
+        user: ssh.user,
+        identityFile: ssh.identityFile,
+        knownHosts: sshd.knownHosts,
+        path: dir,
       });
-      const result = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
-      const report = jsonOf<Report>(result);
-      assert.equal(result.code, optional ? 3 : 1, result.stdout);
-      assert.equal(report.status, optional ? 'warning' : 'failure');
-      assert.deepEqual(
-        report.targets.map((t) => [t.name, t.result]),
-        [
-          ['disk', 'committed'],
-          ['nas', 'failed'],
-        ],
+      const { sandbox, gate } = box;
+      run = startCli(['--config', sandbox.configPath, 'backup', '--json']);
+      await waitFor('1 MiB of the upload on the NAS', async () => (await temporaryBytes(remoteRoot)) >= MiB);
+      assert.ok((await sshd.kill()) >= 2, 'sshd and its session were killed');
+      await writeFile(gate, '');
+      const result = await run.done;
+      assert.equal(result.code, 1, result.stdout + result.stderr);
+      const left = await filesUnder(remoteRoot);
+      assert.ok(
+        left.some((f) => f.includes('.tmp-')),
+        `the killed upload left its temporary: ${left.join(', ')}`,
       );
-      const manifests = (await filesUnder(disk)).filter((f) => f.endsWith('manifest.json'));
-      assert.equal(manifests.length, 1, 'the local set is committed');
+      assert.ok(!left.some((f) => f.endsWith('manifest.json')), 'no manifest on the NAS');
+
+      await sshd.run();
+      const next = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+      assert.equal(next.code, 0, next.stdout + next.stderr);
+      const report = jsonOf<Report>(next);
+      const files = await filesUnder(remoteRoot);
+      assert.ok(
+        files.every((f) => !f.includes('.tmp-')),
+        `temporaries are gone: ${files.join(', ')}`,
+      );
+      assert.ok(
+        files.every((f) => f === 'demo/backproof.json' || f.includes(report.setId)),
+        `only the new set: ${files.join(', ')}`,
+      );
+      assert.ok(files.some((f) => f.endsWith(`${report.setId}/manifest.json`)));
+    } finally {
+      run?.child.kill();
+      await sshd.stop();
+      await rm(remoteRoot, { recursive: true, force: true });
+      await box?.sandbox.cleanup();
+    }
+  });
+
+  it('S3 server killed mid-multipart: exit 1, no manifest; the next run succeeds and aborts the unfinished upload', async () => {
+    const s3 = services().s3;
+    const proxy = await PrivateS3Proxy.start(s3);
+    // Through the shared server: the same cluster, so it sees what the killed proxy was writing.
+    const client = s3Client(s3);
+    const bucket = uniqueName('kill');
+    const secretFile = join(work, 's3.secret');
+    await writeFile(secretFile, s3.secretAccessKey, { mode: 0o600 });
+    let box: { sandbox: Sandbox; gate: string } | undefined;
+    let run: ReturnType<typeof startCli> | undefined;
+    try {
+      box = await gatedSandbox({
+        name: 'cloud',
+        type: 's3',
+        endpoint: proxy.endpoint,
+        region: s3.region,
+        bucket,
+        forcePathStyle: true,
+        accessKeyId: s3.accessKeyId,
+        secretAccessKeyFile: secretFile,
+        partSize: '5MiB',
+      });
+      const { sandbox, gate } = box;
+      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      const uploads = async () =>
+        (await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [];
+      run = startCli(['--config', sandbox.configPath, 'backup', '--json']);
+      // The first 5 MiB part fills up before the gate: the multipart upload starts, then the server dies.
+      await waitFor('a multipart upload to start', async () => (await uploads()).length > 0);
+      await proxy.kill();
+      await writeFile(gate, '');
+      const result = await run.done;
+      assert.equal(result.code, 1, result.stdout + result.stderr);
+      assert.ok((await uploads()).length > 0, 'the killed run left an unfinished multipart upload');
+      assert.ok(!(await s3Keys(client, bucket)).some((k) => k.endsWith('manifest.json')), 'no manifest');
+
+      await proxy.start();
+      const next = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
+      assert.equal(next.code, 0, next.stdout + next.stderr);
+      assert.deepEqual(await uploads(), [], 'unfinished uploads were aborted');
+      const report = jsonOf<Report>(next);
+      const keys = await s3Keys(client, bucket);
+      assert.ok(
+        keys.every((k) => k === 'demo/backproof.json' || k.includes(report.setId)),
+        `only the new set: ${keys.join(', ')}`,
+      );
+      assert.ok(keys.some((k) => k.endsWith(`${report.setId}/manifest.json`)));
+    } finally {
+      run?.child.kill();
+      await emptyBucket(client, bucket).catch(() => {});
+      client.destroy();
+      await proxy.stop();
+      await box?.sandbox.cleanup();
     }
   });
 });
 
-describe('a server dying mid-upload', () => {
-  let sandbox: Sandbox;
-  let source: string;
-  let priv: PrivateServices | undefined;
+/** Bytes in the temporaries (`.tmp-`) under `root`. */
+async function temporaryBytes(root: string): Promise<number> {
+  let total = 0;
+  for (const file of await filesUnder(root)) {
+    if (file.includes('.tmp-')) total += (await stat(join(root, file)).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
 
-  before(async () => {
-    sandbox = await makeSandbox();
-    source = join(sandbox.dir, 'big');
-    await mkdir(source);
-    // Incompressible, so the upload takes long enough to be interrupted.
-    await writeFile(join(source, 'blob.bin'), randomBytes(64 * 1024 * 1024));
-  });
-  after(async () => {
-    await priv?.stop();
-    await sandbox.cleanup();
-  });
+/** Pids of every process below `pid`, from /proc. */
+async function descendantsOf(pid: number): Promise<number[]> {
+  const parents = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // pid (comm) state ppid …; comm may hold spaces and parentheses, so split after the last ')'.
+    if (text) parents.set(Number(entry), Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]));
+  }
+  const found: number[] = [];
+  const walk = (parent: number): void => {
+    for (const [child, ppid] of parents) {
+      if (ppid !== parent) continue;
+      found.push(child);
+      walk(child);
+    }
+  };
+  walk(pid);
+  return found;
+}
 
-  it('sshd killed mid-upload: exit 1, no manifest there; the next run succeeds and removes the leftovers', async () => {
-    priv = await privateServices(['ssh']);
-    const ssh = priv.services.ssh;
-    assert.ok(ssh);
-    const dir = uniqueName('kill');
-    const remoteRoot = join(ssh.home, dir);
-    execFileSync('install', ['-d', '-m', '700', '-o', ssh.user, '-g', ssh.user, remoteRoot]);
-    await sandbox.writeConfig({
-      sources: [{ name: 'big', type: 'files', paths: [source] }],
-      targets: [
-        {
-          name: 'nas',
-          type: 'sftp',
-          host: ssh.host,
-          port: ssh.port,
-          user: ssh.user,
-          identityFile: ssh.identityFile,
-          knownHosts: ssh.knownHosts,
-          path: dir,
-        },
-      ],
+/** Polls until `ready()` holds, while `child` lives; fails with `log`'s tail otherwise. */
+async function waitUntilUp(what: string, child: ChildProcess, log: string, ready: () => Promise<boolean>) {
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null || child.signalCode !== null) break;
+    if (await ready()) return;
+    await sleep(50);
+  }
+  const tail = (await readFile(log, 'utf8').catch(() => '')).slice(-2000);
+  throw new Error(`${what} did not come up:\n${tail}`);
+}
+
+/** SIGKILL to `child` and every process below it (an sshd's sessions): a crash, not a shutdown. */
+async function killTree(child: ChildProcess | undefined): Promise<number> {
+  if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return 0;
+  const exited = once(child, 'exit');
+  const victims = [...(await descendantsOf(child.pid)), child.pid];
+  for (const victim of victims) {
+    try {
+      process.kill(victim, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await exited;
+  return victims.length;
+}
+
+/**
+ * A second sshd for the test account on its own port (own host key), run in the foreground as our
+ * child: killing it and its sessions leaves the shared server to the other tests.
+ */
+class PrivateSshd {
+  private child: ChildProcess | undefined;
+
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+  ) {}
+
+  static async start(user: string): Promise<PrivateSshd> {
+    const dir = await mkdtemp(join(tmpdir(), 'bp-sshd-'));
+    const port = await closedPort();
+    const hostKey = join(dir, 'host_ed25519');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+    const publicKey = (await readFile(`${hostKey}.pub`, 'utf8')).split(' ').slice(0, 2).join(' ');
+    const config = [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${hostKey}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'AuthorizedKeysFile .ssh/authorized_keys',
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PermitRootLogin no',
+      'UsePAM no',
+      `AllowUsers ${user}`,
+      'UseDNS no',
+      'Subsystem sftp internal-sftp',
+    ];
+    await writeFile(join(dir, 'sshd_config'), `${config.join('\n')}\n`);
+    await writeFile(join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${publicKey}\n`);
+    await mkdir('/run/sshd', { recursive: true });
+    const sshd = new PrivateSshd(dir, port);
+    await sshd.run();
+    return sshd;
+  }
+
+  get knownHosts(): string {
+    return join(this.dir, 'known_hosts');
+  }
+
+  /** Starts sshd (again, on the same port) and waits until it greets. */
+  async run(): Promise<void> {
+    const log = join(this.dir, 'sshd.log');
+    const child = spawn('/usr/sbin/sshd', ['-D', '-f', join(this.dir, 'sshd_config'), '-E', log], {
+      stdio: 'ignore',
     });
-    const run = startCli(['--config', sandbox.configPath, 'backup', '--json']);
-    await waitFor('the upload to start', async () => (await filesUnder(remoteRoot)).some((f) => f.includes('.tmp-')));
-    await priv.kill('ssh');
-    const result = await run.done;
-    assert.equal(result.code, 1, result.stdout + result.stderr);
-    assert.ok(!(await filesUnder(remoteRoot)).some((f) => f.endsWith('manifest.json')), 'no manifest on the NAS');
+    this.child = child;
+    await waitUntilUp(`sshd on port ${this.port}`, child, log, () => greets(this.port));
+  }
 
-    await priv.restart('ssh');
-    const next = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
-    assert.equal(next.code, 0, next.stdout + next.stderr);
-    const report = jsonOf<Report>(next);
-    const files = await filesUnder(remoteRoot);
-    assert.ok(
-      files.every((f) => !f.includes('.tmp-')),
-      `temporaries are gone: ${files.join(', ')}`,
-    );
-    assert.ok(
-      files.every((f) => f === 'demo/backproof.json' || f.includes(report.setId)),
-      `only the new set: ${files.join(', ')}`,
-    );
-    await priv.stop();
-    priv = undefined;
-  });
+  /** kill -9 of sshd and every session it forked; the number of processes killed. */
+  async kill(): Promise<number> {
+    const killed = await killTree(this.child);
+    this.child = undefined;
+    return killed;
+  }
 
-  it('S3 server stopped mid-multipart: exit 1, no manifest; the next run succeeds and aborts the unfinished upload', async () => {
-    priv = await privateServices(['s3']);
-    const s3 = priv.services.s3;
-    assert.ok(s3);
-    const client = s3Client(s3);
-    const bucket = uniqueName('kill');
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-    const secretFile = join(sandbox.dir, 'priv.secret');
-    await writeFile(secretFile, s3.secretAccessKey, { mode: 0o600 });
-    await sandbox.writeConfig({
-      sources: [{ name: 'big', type: 'files', paths: [source] }],
-      targets: [
-        {
-          name: 'cloud',
-          type: 's3',
-          endpoint: s3.endpoint,
-          region: s3.region,
-          bucket,
-          forcePathStyle: true,
-          accessKeyId: s3.accessKeyId,
-          secretAccessKeyFile: secretFile,
-          partSize: '8MiB',
-        },
-      ],
+  async stop(): Promise<void> {
+    await this.kill();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Whether an SSH server greets on `port`. */
+function greets(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('data', (data: Buffer) => {
+      socket.destroy();
+      resolve(data.toString('latin1').startsWith('SSH-'));
     });
-    const uploads = async () => (await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [];
-    const run = startCli(['--config', sandbox.configPath, 'backup', '--json']);
-    await waitFor('a multipart upload to start', async () => (await uploads()).length > 0);
-    await priv.kill('s3');
-    const result = await run.done;
-    assert.equal(result.code, 1, result.stdout + result.stderr);
-
-    await priv.restart('s3');
-    const left = await uploads();
-    assert.ok(left.length > 0, 'the killed run left an unfinished multipart upload');
-    assert.ok(!(await s3Keys(client, bucket)).some((k) => k.endsWith('manifest.json')), 'no manifest');
-    const next = await runCli(['--config', sandbox.configPath, 'backup', '--json']);
-    assert.equal(next.code, 0, next.stdout + next.stderr);
-    assert.deepEqual(await uploads(), [], 'unfinished uploads were aborted');
-    const report = jsonOf<Report>(next);
-    const keys = await s3Keys(client, bucket);
-    assert.ok(
-      keys.every((k) => k === 'demo/backproof.json' || k.includes(report.setId)),
-      `only the new set: ${keys.join(', ')}`,
-    );
-    await emptyBucket(client, bucket);
-    await priv.stop();
-    priv = undefined;
+    socket.once('error', () => resolve(false));
   });
-});
+}
+
+/**
+ * A second Swift proxy process on its own port, in front of the shared Swift cluster: a real S3
+ * server this test may kill -9 without taking the shared one (and the other tests) down.
+ */
+class PrivateS3Proxy {
+  private child: ChildProcess | undefined;
+
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+  ) {}
+
+  static async start(s3: S3Service): Promise<PrivateS3Proxy> {
+    const sharedConf = join(dirname(dirname(s3.log)), 'etc', 'proxy-server.conf');
+    const dir = await mkdtemp(join(tmpdir(), 'bp-s3proxy-'));
+    const port = await closedPort();
+    const text = (await readFile(sharedConf, 'utf8')).replace(/^bind_port\s*=.*$/m, `bind_port = ${port}`);
+    assert.ok(text.includes(`bind_port = ${port}`), `no bind_port in ${sharedConf}`);
+    await writeFile(join(dir, 'proxy-server.conf'), text);
+    const proxy = new PrivateS3Proxy(dir, port);
+    await proxy.start();
+    return proxy;
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts the proxy (again, on the same port) and waits for its healthcheck. */
+  async start(): Promise<void> {
+    const log = join(this.dir, 'proxy.log');
+    const fd = openSync(log, 'a');
+    try {
+      this.child = spawn('/usr/bin/swift-proxy-server', [join(this.dir, 'proxy-server.conf'), '-v'], {
+        stdio: ['ignore', fd, fd],
+      });
+    } finally {
+      closeSync(fd);
+    }
+    const healthy = () =>
+      fetch(`${this.endpoint}/healthcheck`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    await waitUntilUp(`the private swift proxy on ${this.endpoint}`, this.child, log, healthy);
+  }
+
+  async kill(): Promise<void> {
+    await killTree(this.child);
+    this.child = undefined;
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

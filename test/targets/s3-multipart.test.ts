@@ -264,12 +264,13 @@ describe('multipart upload against the real S3 server', () => {
   });
 
   for (const concurrency of [1, 2, 3]) {
-    it(`holds at most ${concurrency + 1} part buffers and sends at most ${concurrency} at once (48 MiB in 5 MiB parts)`, async () => {
+    // Six parts: more than the buffers allowed even at the highest concurrency, so buffers are reused.
+    it(`holds at most ${concurrency + 1} part buffers and sends at most ${concurrency} at once (30 MiB in 5 MiB parts)`, async () => {
       const key = freshKey();
-      const { body, state } = patterned(48 * MiB);
+      const { body, state } = patterned(30 * MiB);
       const w = watched(storeFor(key));
       const result = await uploadStream(w.store, body, options({ concurrency }));
-      assert.deepEqual(w.partNumbers(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.deepEqual(w.partNumbers(), [1, 2, 3, 4, 5, 6]);
       assert.ok(w.maxInFlight() <= concurrency, `${w.maxInFlight()} parts were in flight at once`);
       assert.ok(w.buffers.size <= concurrency + 1, `${w.buffers.size} part buffers were allocated`);
       for (const part of w.parts()) assert.equal(part.md5OfBody, part.contentMd5, 'a part buffer changed while in use');
