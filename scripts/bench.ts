@@ -1,12 +1,16 @@
-// `npm run bench -- [DIR] [--rounds N]`: backs up DIR (or a generated tree) to a local target and
-// measures wall time, throughput and peak RSS beside `tar -cf - DIR | zstd -T0 -3 | tee OUT | sha256sum`
-// writing to the same disk in the same run. Reports ratios, not absolute claims.
+// `npm run bench -- [DIR] [--rounds N] [--encrypt]`: backs up DIR (or a generated tree) to a local
+// target and measures wall time, throughput and peak RSS beside `tar -cf - DIR | zstd -T0 -3 | tee OUT |
+// sha256sum` writing to the same disk in the same run. Reports ratios, not absolute claims.
+// The first backup of a round series starts from nothing (its preflight walks the tree for the
+// estimate); the later ones find the previous set and history, as every nightly run does.
+// `--encrypt` adds the same backup with `encryption: { recipients: [a fresh age key] }`, as a ratio
+// against the unencrypted one (a leg of its own: another full backup per round on a small machine).
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatBytes, formatDuration, parseSize } from '../src/lib/units.js';
 
@@ -178,10 +182,72 @@ function buildCli(): void {
   }
 }
 
+interface Leg {
+  /** Name in the list of every run. */
+  label: string;
+  config: string;
+  target: string;
+  /** Every run in order: the first from nothing, the later ones with history. */
+  runs: Measurement[];
+}
+
+/** A job config for the bench: one files source, one local target, the free-space floor off. */
+async function writeBenchConfig(
+  work: string,
+  name: string,
+  dataDir: string,
+  encryption: string,
+): Promise<{ config: string; target: string }> {
+  const target = join(work, `${name}-target`);
+  await mkdir(target);
+  const config = join(work, `${name}.yml`);
+  await writeFile(
+    config,
+    `job: bench\nstateDir: ${join(work, `${name}-state`)}\n` +
+      `sources: [{ name: data, type: files, paths: [${JSON.stringify(dataDir)}] }]\n` +
+      `targets: [{ name: disk, type: local, path: ${JSON.stringify(target)} }]\ncompression: { algorithm: zstd, level: 3 }\n` +
+      `checks: { minFree: { bytes: 0, percent: 0% } }\n${encryption}`,
+  );
+  return { config, target };
+}
+
+/** A fresh age key pair in `work`; returns the public key (`age1…`). */
+function ageRecipient(work: string): string {
+  const keyFile = join(work, 'age.key');
+  execFileSync('age-keygen', ['-o', keyFile], { stdio: 'ignore' });
+  const recipient = /^# public key: (age1[0-9a-z]+)$/m.exec(readFileSync(keyFile, 'utf8'))?.[1];
+  if (!recipient) throw new Error(`age-keygen wrote no public key to ${keyFile}`);
+  return recipient;
+}
+
+/** Keeps the newest committed set (the chain head the next run links to) and removes the older ones: the disk stays bounded. */
+async function keepNewestSet(target: string): Promise<void> {
+  const sets: string[] = [];
+  const walk = async (dir: string, depth: number): Promise<void> => {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      if (!/^\d/.test(name)) continue;
+      if (depth === 3) sets.push(join(dir, name));
+      else await walk(join(dir, name), depth + 1);
+    }
+  };
+  await walk(join(target, 'bench'), 0);
+  // Set directories are <YYYY>/<MM>/<DD>/<setId>, and setIds start with their UTC start time.
+  sets.sort((a, b) => (basename(a) < basename(b) ? -1 : 1));
+  for (const old of sets.slice(0, -1)) await rm(old, { recursive: true, force: true });
+}
+
+function best(list: readonly Measurement[]): Measurement {
+  return list.reduce((a, b) => (b.wallMs < a.wallMs ? b : a));
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const roundsIndex = args.indexOf('--rounds');
-  const rounds = roundsIndex >= 0 ? Number(args.splice(roundsIndex, 2)[1]) : 2;
+  const rounds = Math.max(2, roundsIndex >= 0 ? Number(args.splice(roundsIndex, 2)[1]) : 2);
+  const encryptIndex = args.indexOf('--encrypt');
+  const encrypt = encryptIndex >= 0;
+  if (encrypt) args.splice(encryptIndex, 1);
   buildCli();
   const loadAtStart = loadavg();
   const s3Index = args.indexOf('--s3');
@@ -198,19 +264,17 @@ async function main(): Promise<void> {
     }
     dataDir = resolve(dataDir);
     const bytes = treeBytes(dataDir);
-    const target = join(work, 'target');
-    const stateDir = join(work, 'state');
-    await mkdir(target);
-    const config = join(work, 'backproof.yml');
-    await writeFile(
-      config,
-      `job: bench\nstateDir: ${stateDir}\nsources: [{ name: data, type: files, paths: [${JSON.stringify(dataDir)}] }]\n` +
-        `targets: [{ name: disk, type: local, path: ${JSON.stringify(target)} }]\ncompression: { algorithm: zstd, level: 3 }\n` +
-        'checks: { minFree: { bytes: 0, percent: 0% } }\n',
-    );
+    const legs: Leg[] = [{ label: 'backproof', ...(await writeBenchConfig(work, 'plain', dataDir, '')), runs: [] }];
+    if (encrypt) {
+      const recipient = ageRecipient(work);
+      legs.push({
+        label: 'backproof age-encrypted',
+        ...(await writeBenchConfig(work, 'age', dataDir, `encryption: { recipients: ["${recipient}"] }\n`)),
+        runs: [],
+      });
+    }
     // Warm the page cache once so neither side pays for the first read alone.
     execFileSync('sh', ['-c', `tar -cf - "$1" | cat > /dev/null`, 'sh', dataDir], { stdio: 'ignore' });
-    const ours: Measurement[] = [];
     const peer: Measurement[] = [];
     for (let round = 0; round < rounds; round++) {
       const out = join(work, `peer-${round}.tar.zst`);
@@ -224,26 +288,45 @@ async function main(): Promise<void> {
         ]),
       );
       await rm(out, { force: true });
-      ours.push(await measure(process.execPath, [cli, '--config', config, 'backup']));
-      await rm(join(target, 'bench'), { recursive: true, force: true });
-      await rm(join(stateDir, 'state.db'), { force: true });
+      for (const leg of legs) {
+        leg.runs.push(await measure(process.execPath, [cli, '--config', leg.config, 'backup']));
+        await keepNewestSet(leg.target);
+      }
     }
-    const best = (list: Measurement[]) => list.reduce((a, b) => (b.wallMs < a.wallMs ? b : a));
-    const o = best(ours);
     const p = best(peer);
     const rate = (m: Measurement) => Math.floor((bytes * 1000) / Math.max(1, m.wallMs));
-    const ratioBp = Math.floor((rate(o) * 10000) / Math.max(1, rate(p)));
+    const ratioOf = (a: Measurement, b: Measurement) => ratio(Math.floor((rate(a) * 10000) / Math.max(1, rate(b))));
+    const row = (label: string, m: Measurement, rss = true) =>
+      `${label.padEnd(38)}: ${formatDuration(m.wallMs).padStart(8)}  ${formatBytes(rate(m)).padStart(9)}/s  CPU ${formatDuration(m.cpuMs)}` +
+      (rss ? `  peak RSS ${formatBytes(m.peakRssBytes)} (node)` : '');
+    const plain = legs[0] as Leg;
+    const nightly = best(plain.runs.slice(1));
+    const first = plain.runs[0] as Measurement;
     const lines = [
       `machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${formatBytes(totalmem())} RAM, node ${process.version}`,
-      `data: ${dataDir} (${formatBytes(bytes)}), best of ${rounds} rounds each, same disk (${work})`,
-      `tar | zstd -T0 -3 | tee | sha256sum : ${formatDuration(p.wallMs).padStart(8)}  ${formatBytes(rate(p)).padStart(9)}/s  CPU ${formatDuration(p.cpuMs)}`,
-      `backproof backup                      : ${formatDuration(o.wallMs).padStart(8)}  ${formatBytes(rate(o)).padStart(9)}/s  CPU ${formatDuration(o.cpuMs)}  peak RSS ${formatBytes(o.peakRssBytes)} (node)`,
-      `throughput ratio backproof/peer       : ${ratio(ratioBp)}  (goal >= 0.80x, peak RSS < 200 MB)`,
-      `CPU ratio peer/backproof              : ${ratio(Math.floor((p.cpuMs * 10000) / Math.max(1, o.cpuMs)))}  (1.00x = same CPU for the same work)`,
+      `data: ${dataDir} (${formatBytes(bytes)}), best of ${rounds} rounds (backproof: of the ${rounds - 1} with history), same disk (${work})`,
+      row('tar | zstd -T0 -3 | tee | sha256sum', p, false),
+      row('backproof backup (with history)', nightly),
+      row('backproof backup (first run)', first),
+      `${'throughput ratio backproof/peer'.padEnd(38)}: ${ratioOf(nightly, p)}, first run ${ratioOf(first, p)}  (goal >= 0.80x, peak RSS < 200 MB)`,
+      `${'CPU ratio peer/backproof'.padEnd(38)}: ${ratio(Math.floor((p.cpuMs * 10000) / Math.max(1, nightly.cpuMs)))}  (1.00x = same CPU for the same work)`,
+    ];
+    const age = legs[1];
+    if (age) {
+      const encrypted = best(age.runs.slice(1));
+      lines.push(
+        row('backproof backup, age (with history)', encrypted),
+        `${'throughput ratio encrypted/plain'.padEnd(38)}: ${ratioOf(encrypted, nightly)}  (goal >= 0.85x, flat memory)`,
+      );
+    }
+    lines.push(
+      `every run, in order: peer ${peer.map((m) => formatDuration(m.wallMs)).join(' ')}; ${legs
+        .map((leg) => `${leg.label} ${leg.runs.map((m) => formatDuration(m.wallMs)).join(' ')}`)
+        .join('; ')}`,
       `load average at the start: ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at the end: ${loadavg()
         .map((l) => l.toFixed(2))
         .join(' ')} (other work on the machine skews both sides)`,
-    ];
+    );
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     await rm(work, { recursive: true, force: true });

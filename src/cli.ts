@@ -1,39 +1,94 @@
 #!/usr/bin/env node
 // Entry point: the command table, global flags, signals, and errors → exit codes in one place.
 import { parseArgs } from 'node:util';
-import { ackCommand } from './commands/ack.js';
-import { backupCommand } from './commands/backup.js';
-import { configCommand } from './commands/config.js';
-import { daemonCommand } from './commands/daemon.js';
-import { drillCommand } from './commands/drill.js';
-import { listCommand } from './commands/list.js';
-import { pruneCommand } from './commands/prune.js';
-import { restoreCommand } from './commands/restore.js';
-import { runbookCommand } from './commands/runbook.js';
-import { scheduleCommand } from './commands/schedule.js';
-import { serveCommand } from './commands/serve.js';
-import { statusCommand } from './commands/status.js';
-import type { Command, CommandIO } from './commands/types.js';
-import { verifyCommand } from './commands/verify.js';
+import type { Command, CommandEntry, CommandIO } from './commands/types.js';
 import { ConfigError, InterruptedError, isExplainedError, LockedError, messageOf, UsageError } from './lib/errors.js';
 import { ExitCode, exitCodeForError } from './lib/exit-codes.js';
 import { redact } from './lib/redact.js';
+import { prepareForStreaming } from './pipeline/allocator.js';
 import { VERSION } from './version.js';
 
-const COMMANDS: readonly Command[] = [
-  backupCommand,
-  listCommand,
-  statusCommand,
-  restoreCommand,
-  drillCommand,
-  verifyCommand,
-  pruneCommand,
-  ackCommand,
-  runbookCommand,
-  configCommand,
-  scheduleCommand,
-  daemonCommand,
-  serveCommand,
+// Each command is imported when it runs: `backup` loads neither the dashboard nor the restore and
+// drill code, and `--help` loads no command at all. test/cli.test.ts keeps the summaries in step.
+const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: 'backup',
+    summary: 'run the job now (--dry-run: preflight and plan, writes nothing)',
+    streams: true,
+    load: async () => (await import('./commands/backup.js')).backupCommand,
+  },
+  {
+    name: 'list',
+    summary: 'committed sets on each target, newest first',
+    streams: false,
+    load: async () => (await import('./commands/list.js')).listCommand,
+  },
+  {
+    name: 'status',
+    summary: 'health per target: newest verified set and its age against the RPO; exit 1 when unhealthy',
+    streams: false,
+    load: async () => (await import('./commands/status.js')).statusCommand,
+  },
+  {
+    name: 'restore',
+    summary: 'restore a set, a component or one path to a directory, or a database component into a database',
+    streams: true,
+    load: async () => (await import('./commands/restore.js')).restoreCommand,
+  },
+  {
+    name: 'drill',
+    summary: 'full restore test: fetch, verify, extract, load into a scratch database, reconcile, measure the RTO',
+    streams: true,
+    load: async () => (await import('./commands/drill.js')).drillCommand,
+  },
+  {
+    name: 'verify',
+    summary: 'read every object of a set back from the targets, check it and the hash chain; exit 1 on any problem',
+    streams: true,
+    load: async () => (await import('./commands/verify.js')).verifyCommand,
+  },
+  {
+    name: 'prune',
+    summary: "apply each target's retention: tombstone, then delete the sets no rule keeps (--dry-run: only list)",
+    streams: false,
+    load: async () => (await import('./commands/prune.js')).pruneCommand,
+  },
+  {
+    name: 'ack',
+    summary: 'accept an anomaly finding as the new baseline, once a human has checked it',
+    streams: false,
+    load: async () => (await import('./commands/ack.js')).ackCommand,
+  },
+  {
+    name: 'runbook',
+    summary: "print a set's RUNBOOK.md: its disaster-recovery steps with plain tools",
+    streams: false,
+    load: async () => (await import('./commands/runbook.js')).runbookCommand,
+  },
+  {
+    name: 'config',
+    summary: 'check: validate the config; schema: print its JSON Schema',
+    streams: false,
+    load: async () => (await import('./commands/config.js')).configCommand,
+  },
+  {
+    name: 'schedule',
+    summary: 'systemd timers (default) or cron lines for backup, verify and drill; --install writes them',
+    streams: false,
+    load: async () => (await import('./commands/schedule.js')).scheduleCommand,
+  },
+  {
+    name: 'daemon',
+    summary: 'run the schedule in the foreground (containers): each run a child process; SIGTERM stops it',
+    streams: false,
+    load: async () => (await import('./commands/daemon.js')).daemonCommand,
+  },
+  {
+    name: 'serve',
+    summary: 'read-only dashboard, /api and /metrics for one or more jobs (127.0.0.1 unless a token is set)',
+    streams: false,
+    load: async () => (await import('./commands/serve.js')).serveCommand,
+  },
 ];
 
 function usage(): string {
@@ -89,14 +144,16 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
       io.stdout.write(json ? `${JSON.stringify({ version: VERSION })}\n` : `backproof ${VERSION}\n`);
       return ExitCode.success;
     }
-    const command = COMMANDS.find((c) => c.name === global.command);
-    if (global.help && !command) {
+    const entry = COMMANDS.find((c) => c.name === global.command);
+    if (global.help && !entry) {
       io.stdout.write(`${usage()}\n`);
       return ExitCode.success;
     }
-    if (!command) {
+    if (!entry) {
       throw new UsageError(global.command ? `unknown command ${JSON.stringify(global.command)}` : 'no command given');
     }
+    if (entry.streams) prepareForStreaming();
+    const command: Command = await entry.load();
     if (global.help) {
       io.stdout.write(`${command.usage}\n  ${command.summary}\n`);
       return ExitCode.success;

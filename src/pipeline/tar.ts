@@ -38,48 +38,79 @@ const NS_PER_SECOND = 1_000_000_000n;
 // Largest value of a ustar numeric field: n-1 octal digits and a NUL.
 const MAX_OCTAL_7 = 0o7777777;
 const MAX_OCTAL_11 = 0o77777777777;
+const MAX_OCTAL_11_BIG = BigInt(MAX_OCTAL_11);
 // Names and link targets that ustar can carry as they are: printable ASCII.
 const USTAR_SAFE = /^[\x20-\x7e]*$/;
 
-/** The header block(s) of one entry: a pax extended header when needed, then the ustar header. */
-export function encodeHeader(header: TarHeader): Buffer {
-  const pax: [string, string][] = [];
-  const { name, prefix } = splitName(header.name);
-  if (name === undefined) pax.push(['path', header.name]);
-  const linkName = header.linkName ?? '';
-  const linkFits = USTAR_SAFE.test(linkName) && linkName.length <= 100;
-  if (!linkFits) pax.push(['linkpath', linkName]);
-  if (header.size > MAX_OCTAL_11) pax.push(['size', String(header.size)]);
-  if (header.uid > MAX_OCTAL_7) pax.push(['uid', String(header.uid)]);
-  if (header.gid > MAX_OCTAL_7) pax.push(['gid', String(header.gid)]);
-  const seconds = floorDiv(header.mtimeNs, NS_PER_SECOND);
-  const mtime = seconds >= 0n && seconds <= BigInt(MAX_OCTAL_11) ? Number(seconds) : 0;
-  if (header.mtimeNs % NS_PER_SECOND !== 0n || BigInt(mtime) !== seconds) pax.push(['mtime', paxTime(header.mtimeNs)]);
+/** An entry's header, worked out: `length` bytes, written by `writeHeader`. */
+export interface HeaderPlan {
+  /** Bytes of the header: a multiple of BLOCK_SIZE (pax header, its records and padding, then ustar). */
+  length: number;
+  header: TarHeader;
+  /** The pax records (UTF-8), or undefined when ustar holds everything. */
+  paxText: string | undefined;
+  paxBytes: number;
+  ustarName: string | undefined;
+  prefix: string;
+  linkName: string;
+  mtime: number;
+}
 
-  // One zeroed allocation for it all: [pax header block, pax records, padding], then the ustar block.
-  const records =
-    pax.length > 0 ? Buffer.from(pax.map(([key, value]) => paxRecord(key, value)).join(''), 'utf8') : null;
-  const paxBytes = records ? BLOCK_SIZE + records.length + paddingSize(records.length) : 0;
-  const out = Buffer.alloc(paxBytes + BLOCK_SIZE);
-  if (records) {
+/** Works out an entry's header: what needs pax records, and how many bytes it takes. */
+export function planHeader(header: TarHeader): HeaderPlan {
+  let paxText: string | undefined;
+  const addPax = (key: string, value: string) => {
+    paxText = (paxText ?? '') + paxRecord(key, value);
+  };
+  const { name, prefix } = splitName(header.name);
+  if (name === undefined) addPax('path', header.name);
+  const linkName = header.linkName ?? '';
+  const linkFits = linkName.length <= 100 && USTAR_SAFE.test(linkName);
+  if (!linkFits) addPax('linkpath', linkName);
+  if (header.size > MAX_OCTAL_11) addPax('size', String(header.size));
+  if (header.uid > MAX_OCTAL_7) addPax('uid', String(header.uid));
+  if (header.gid > MAX_OCTAL_7) addPax('gid', String(header.gid));
+  const seconds = floorDiv(header.mtimeNs, NS_PER_SECOND);
+  const mtime = seconds >= 0n && seconds <= MAX_OCTAL_11_BIG ? Number(seconds) : 0;
+  if (header.mtimeNs % NS_PER_SECOND !== 0n || BigInt(mtime) !== seconds) addPax('mtime', paxTime(header.mtimeNs));
+  const paxBytes = paxText === undefined ? 0 : Buffer.byteLength(paxText, 'utf8');
+  const length = (paxText === undefined ? 0 : BLOCK_SIZE + paxBytes + paddingSize(paxBytes)) + BLOCK_SIZE;
+  return { length, header, paxText, paxBytes, ustarName: name, prefix, linkName, mtime };
+}
+
+/** Writes a planned header at `offset` of `out`, which must have `plan.length` bytes of room there. */
+export function writeHeader(out: Buffer, offset: number, plan: HeaderPlan): void {
+  const { header, paxText, paxBytes, mtime } = plan;
+  let at = offset;
+  if (paxText !== undefined) {
     // Only tars without pax support ever show this name; keep it recognisable.
     const base = header.name.replace(/\/$/, '').split('/').pop() ?? '';
-    writeUstarBlock(out, 0, { name: `PaxHeaders/${base}`, mode: 0o644, size: records.length, mtime, typeFlag: 'x' });
-    records.copy(out, BLOCK_SIZE);
+    writeUstarBlock(out, at, { name: `PaxHeaders/${base}`, mode: 0o644, size: paxBytes, mtime, typeFlag: 'x' });
+    at += BLOCK_SIZE;
+    out.write(paxText, at, paxBytes, 'utf8');
+    out.fill(0, at + paxBytes, at + paxBytes + paddingSize(paxBytes));
+    at += paxBytes + paddingSize(paxBytes);
   }
-  writeUstarBlock(out, paxBytes, {
-    name: name ?? header.name,
-    prefix,
+  writeUstarBlock(out, at, {
+    name: plan.ustarName ?? header.name,
+    prefix: plan.prefix,
     mode: header.mode & 0o7777,
     uid: header.uid <= MAX_OCTAL_7 ? header.uid : 0,
     gid: header.gid <= MAX_OCTAL_7 ? header.gid : 0,
     size: header.size <= MAX_OCTAL_11 ? header.size : 0,
     mtime,
     typeFlag: TYPE_FLAGS[header.type],
-    linkName,
+    linkName: plan.linkName,
     devMajor: header.devMajor,
     devMinor: header.devMinor,
   });
+}
+
+/** The header block(s) of one entry: a pax extended header when needed, then the ustar header. */
+export function encodeHeader(header: TarHeader): Buffer {
+  const plan = planHeader(header);
+  const out = Buffer.allocUnsafe(plan.length);
+  writeHeader(out, 0, plan);
   return out;
 }
 
@@ -127,11 +158,6 @@ function floorDiv(a: bigint, b: bigint): bigint {
   return a % b !== 0n && a < 0n ? q - 1n : q;
 }
 
-/** A printable-ASCII, length-limited stand-in for a name that pax carries in full. */
-function asciiStandIn(text: string, maxBytes: number): string {
-  return text.replace(/[^\x20-\x7e]/g, '_').slice(0, maxBytes);
-}
-
 interface UstarFields {
   name: string;
   prefix?: string;
@@ -146,32 +172,69 @@ interface UstarFields {
   devMinor?: number | undefined;
 }
 
-/** One ustar header block at `at` (the buffer is zeroed). Text that ustar cannot hold gets an ASCII stand-in. */
+/**
+ * One ustar header block at `at`. Text that ustar cannot hold gets a printable-ASCII stand-in ('_'
+ * for every other UTF-16 unit; pax carries it in full). Written byte by byte, summing as it goes
+ * for the checksum: a header per file, so this runs 30,000 times for a web app's tree.
+ */
 function writeUstarBlock(out: Buffer, at: number, fields: UstarFields): void {
-  out.write(asciiStandIn(fields.name, 100), at, 100, 'latin1');
-  writeOctal(out, at + 100, 8, fields.mode);
-  writeOctal(out, at + 108, 8, fields.uid ?? 0);
-  writeOctal(out, at + 116, 8, fields.gid ?? 0);
-  writeOctal(out, at + 124, 12, fields.size);
-  writeOctal(out, at + 136, 12, fields.mtime);
-  out.write(fields.typeFlag, at + 156, 'latin1');
-  out.write(asciiStandIn(fields.linkName ?? '', 100), at + 157, 100, 'latin1');
-  out.write('ustar\u000000', at + 257, 'latin1');
-  writeOctal(out, at + 329, 8, fields.devMajor ?? 0);
-  writeOctal(out, at + 337, 8, fields.devMinor ?? 0);
-  out.write(fields.prefix ?? '', at + 345, 155, 'latin1');
-  writeChecksum(out, at);
+  out.fill(0, at, at + BLOCK_SIZE);
+  let sum = putAscii(out, at, fields.name, 100);
+  sum += putOctal(out, at + 100, 8, fields.mode);
+  sum += putOctal(out, at + 108, 8, fields.uid ?? 0);
+  sum += putOctal(out, at + 116, 8, fields.gid ?? 0);
+  sum += putOctal(out, at + 124, 12, fields.size);
+  sum += putOctal(out, at + 136, 12, fields.mtime);
+  sum += putAscii(out, at + 156, fields.typeFlag, 1);
+  sum += putAscii(out, at + 157, fields.linkName ?? '', 100);
+  sum += putBytes(out, at + 257, USTAR_MAGIC);
+  sum += putOctal(out, at + 329, 8, fields.devMajor ?? 0);
+  sum += putOctal(out, at + 337, 8, fields.devMinor ?? 0);
+  sum += putAscii(out, at + 345, fields.prefix ?? '', 155);
+  // The checksum counts its own field as eight spaces; it is six octal digits, a NUL and a space.
+  sum += 8 * 0x20;
+  putOctal(out, at + 148, 7, sum);
+  out[at + 155] = 0x20;
 }
 
-function writeOctal(block: Buffer, offset: number, length: number, value: number): void {
-  block.write(value.toString(8).padStart(length - 1, '0'), offset, length - 1, 'latin1');
-  block[offset + length - 1] = 0;
-}
+/** "ustar", NUL, version "00". */
+const USTAR_MAGIC = Buffer.from('ustar\u000000', 'latin1');
 
-/** The checksum of the block at `offset`: the sum of its bytes, counting its own field as spaces. */
-function writeChecksum(buffer: Buffer, offset: number): void {
-  buffer.fill(0x20, offset + 148, offset + 156);
+function putBytes(out: Buffer, at: number, bytes: Buffer): number {
+  bytes.copy(out, at);
   let sum = 0;
-  for (let i = offset; i < offset + BLOCK_SIZE; i++) sum += buffer[i] ?? 0;
-  buffer.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, offset + 148, 8, 'latin1');
+  for (const byte of bytes) sum += byte;
+  return sum;
+}
+
+/** Up to `max` UTF-16 units of `text`, each outside printable ASCII as '_'; returns the sum of the bytes. */
+function putAscii(out: Buffer, at: number, text: string, max: number): number {
+  const length = Math.min(text.length, max);
+  let sum = 0;
+  for (let i = 0; i < length; i++) {
+    let code = text.charCodeAt(i);
+    if (code < 0x20 || code > 0x7e) code = 0x5f;
+    out[at + i] = code;
+    sum += code;
+  }
+  return sum;
+}
+
+/** `value` in octal, zero-padded to `length - 1` digits, then a NUL; returns the sum of the bytes. */
+function putOctal(out: Buffer, at: number, length: number, value: number): number {
+  const digits = length - 1;
+  out[at + digits] = 0;
+  if (!(value >= 0 && value < 8 ** digits)) {
+    // Does not fit (a caller's bug): the leading digits, as a string write would give them.
+    return putAscii(out, at, value.toString(8).padStart(digits, '0'), digits);
+  }
+  let sum = 0;
+  let rest = value;
+  for (let i = digits - 1; i >= 0; i--) {
+    const code = 0x30 + (rest % 8);
+    out[at + i] = code;
+    sum += code;
+    rest = Math.floor(rest / 8);
+  }
+  return sum;
 }

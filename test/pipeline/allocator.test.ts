@@ -61,3 +61,45 @@ process.stdout.write(String(minorFaults() - before));
     assert.ok(primed < plain / 3, `primed: ${primed} faults, plain: ${plain}`);
   });
 });
+
+describe('prepareForStreaming', () => {
+  let work: string;
+  let script: string;
+
+  before(async () => {
+    work = await makeTempDir();
+    script = join(work, 'collect.mjs');
+    const allocator = new URL('../../src/pipeline/allocator.ts', import.meta.url).href;
+    await writeFile(
+      script,
+      `const { prepareForStreaming } = await import(${JSON.stringify(allocator)});
+globalThis.gc();
+prepareForStreaming();
+prepareForStreaming(); // idempotent
+globalThis.gc();
+`,
+    );
+  });
+
+  after(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test('takes effect at run time: the next full collection sets its limit 5x the live heap', () => {
+    // V8 prints the factor of each new limit with --trace-gc-verbose; its own factors stay within 1.1-4.
+    const run = spawnSync(process.execPath, ['--expose-gc', '--trace-gc-verbose', '--import', 'tsx', script], {
+      cwd: new URL('../..', import.meta.url).pathname,
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 0, run.stderr);
+    // In order: collections of V8's own choosing (at least the first gc()), then the one after prepareForStreaming.
+    const factors = [...run.stdout.matchAll(/\[HeapController\] Limit: .*\((\d+\.\d)\)/g)].map((m) => Number(m[1]));
+    const own = factors.slice(0, -1);
+    assert.ok(own.length > 0, `V8 traced the limits of its collections: ${run.stdout.slice(0, 500)}`);
+    assert.ok(
+      own.every((f) => f <= 4),
+      `V8's own factors: ${own.join(', ')}`,
+    );
+    assert.equal(factors.at(-1), 5, `after prepareForStreaming: ${factors.join(', ')}`);
+  });
+});

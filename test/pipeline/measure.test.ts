@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
-import { MeasureStream, measureReadable } from '../../src/pipeline/measure.js';
+import { MeasureStream, measureFile, measureReadable } from '../../src/pipeline/measure.js';
 
 const MiB = 1 << 20;
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -131,5 +131,49 @@ describe('measureReadable', () => {
       throw new Error('read error');
     }
     await assert.rejects(measureReadable(failing()), /read error/);
+  });
+});
+
+describe('measureFile', () => {
+  it('measures files of every size around its read size', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'backproof-measure-'));
+    try {
+      for (const size of [0, 1, MiB - 1, MiB, MiB + 1, 3 * MiB + 17]) {
+        const data = randomBytes(size);
+        const file = join(dir, `object-${size}`);
+        await writeFile(file, data);
+        assert.deepEqual(await measureFile(file), { bytes: size, sha256: sha256(data) }, `${size} bytes`);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects a missing file with ENOENT, and a directory with EISDIR', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'backproof-measure-'));
+    try {
+      await assert.rejects(measureFile(join(dir, 'missing')), { code: 'ENOENT' });
+      await assert.rejects(measureFile(dir), { code: 'EISDIR' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops at an aborted signal with its reason, before or between reads', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'backproof-measure-'));
+    try {
+      const file = join(dir, 'object');
+      await writeFile(file, randomBytes(4 * MiB));
+      const before = new AbortController();
+      before.abort(new Error('stopped before'));
+      await assert.rejects(measureFile(file, before.signal), /stopped before/);
+      // Aborted while reading: the first read is under way when the abort lands.
+      const during = new AbortController();
+      const measuring = measureFile(file, during.signal);
+      during.abort(new Error('stopped during'));
+      await assert.rejects(measuring, /stopped during/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,7 +5,15 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { lstat, mkdir, open, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BLOCK_SIZE, encodeHeader, endOfArchive, paddingSize, type TarHeader } from '../../src/pipeline/tar.js';
+import {
+  BLOCK_SIZE,
+  encodeHeader,
+  endOfArchive,
+  paddingSize,
+  planHeader,
+  type TarHeader,
+  writeHeader,
+} from '../../src/pipeline/tar.js';
 import { makeTempDir } from '../helpers/tree.js';
 
 const NS = 1_000_000_000n;
@@ -253,5 +261,171 @@ describe('pax tar headers', () => {
     assert.match(run.stderr, /checksum|does not look like a tar archive|Skipping to next header/);
     await writeFile(tarPath, good);
     assert.equal(execFileSync('tar', ['-tf', tarPath], { encoding: 'utf8' }), 'ok.txt\n');
+  });
+});
+
+describe('encodeHeader writes the bytes of a plain string-based encoder', () => {
+  // The encoder writes byte by byte for speed; this reference is the straightforward version it
+  // replaced (string writes into a zeroed buffer, then a checksum loop), which GNU tar was tested with.
+  const USTAR_SAFE = /^[\x20-\x7e]*$/;
+  const standIn = (text: string, max: number) => text.replace(/[^\x20-\x7e]/g, '_').slice(0, max);
+  function referenceBlock(out: Buffer, at: number, f: Record<string, string | number | undefined>): void {
+    const octal = (offset: number, length: number, value: number) => {
+      out.write(value.toString(8).padStart(length - 1, '0'), at + offset, length - 1, 'latin1');
+      out[at + offset + length - 1] = 0;
+    };
+    out.write(standIn(String(f.name), 100), at, 100, 'latin1');
+    octal(100, 8, Number(f.mode));
+    octal(108, 8, Number(f.uid ?? 0));
+    octal(116, 8, Number(f.gid ?? 0));
+    octal(124, 12, Number(f.size));
+    octal(136, 12, Number(f.mtime));
+    out.write(String(f.typeFlag), at + 156, 'latin1');
+    out.write(standIn(String(f.linkName ?? ''), 100), at + 157, 100, 'latin1');
+    out.write('ustar\u000000', at + 257, 'latin1');
+    octal(329, 8, Number(f.devMajor ?? 0));
+    octal(337, 8, Number(f.devMinor ?? 0));
+    out.write(String(f.prefix ?? ''), at + 345, 155, 'latin1');
+    out.fill(0x20, at + 148, at + 156);
+    let sum = 0;
+    for (let i = at; i < at + BLOCK_SIZE; i++) sum += out[i] ?? 0;
+    out.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, at + 148, 8, 'latin1');
+  }
+  function reference(h: TarHeader): Buffer {
+    const flags = {
+      file: '0',
+      hardlink: '1',
+      symlink: '2',
+      'char-device': '3',
+      'block-device': '4',
+      directory: '5',
+      fifo: '6',
+    };
+    const pax: string[] = [];
+    const record = (key: string, value: string) => {
+      const rest = Buffer.byteLength(` ${key}=${value}\n`, 'utf8');
+      let length = rest + String(rest).length;
+      if (String(length).length !== String(rest).length) length = rest + String(length).length;
+      pax.push(`${length} ${key}=${value}\n`);
+    };
+    let name: string | undefined;
+    let prefix = '';
+    if (USTAR_SAFE.test(h.name)) {
+      if (h.name.length <= 100) name = h.name;
+      else
+        for (let slash = Math.min(155, h.name.length - 2); slash > 0; slash--) {
+          if (h.name[slash] !== '/') continue;
+          if (h.name.length - slash - 1 > 100) break;
+          name = h.name.slice(slash + 1);
+          prefix = h.name.slice(0, slash);
+          break;
+        }
+    }
+    if (name === undefined) record('path', h.name);
+    const linkName = h.linkName ?? '';
+    if (!(USTAR_SAFE.test(linkName) && linkName.length <= 100)) record('linkpath', linkName);
+    if (h.size > 0o77777777777) record('size', String(h.size));
+    if (h.uid > 0o7777777) record('uid', String(h.uid));
+    if (h.gid > 0o7777777) record('gid', String(h.gid));
+    const q = h.mtimeNs / NS;
+    const seconds = h.mtimeNs % NS !== 0n && h.mtimeNs < 0n ? q - 1n : q;
+    const mtime = seconds >= 0n && seconds <= 0o77777777777n ? Number(seconds) : 0;
+    if (h.mtimeNs % NS !== 0n || BigInt(mtime) !== seconds) {
+      const abs = h.mtimeNs < 0n ? -h.mtimeNs : h.mtimeNs;
+      const fraction = (abs % NS).toString().padStart(9, '0').replace(/0+$/, '');
+      record('mtime', `${h.mtimeNs < 0n ? '-' : ''}${abs / NS}${fraction ? `.${fraction}` : ''}`);
+    }
+    const records = pax.length > 0 ? Buffer.from(pax.join(''), 'utf8') : null;
+    const paxBytes = records ? BLOCK_SIZE + records.length + paddingSize(records.length) : 0;
+    const out = Buffer.alloc(paxBytes + BLOCK_SIZE);
+    if (records) {
+      const base = h.name.replace(/\/$/, '').split('/').pop() ?? '';
+      referenceBlock(out, 0, { name: `PaxHeaders/${base}`, mode: 0o644, size: records.length, mtime, typeFlag: 'x' });
+      records.copy(out, BLOCK_SIZE);
+    }
+    referenceBlock(out, paxBytes, {
+      name: name ?? h.name,
+      prefix,
+      mode: h.mode & 0o7777,
+      uid: h.uid <= 0o7777777 ? h.uid : 0,
+      gid: h.gid <= 0o7777777 ? h.gid : 0,
+      size: h.size <= 0o77777777777 ? h.size : 0,
+      mtime,
+      typeFlag: flags[h.type],
+      linkName,
+      devMajor: h.devMajor,
+      devMinor: h.devMinor,
+    });
+    return out;
+  }
+
+  /** A deterministic spread of headers: names short, long, non-ASCII, with newlines; every type; edge numbers. */
+  function* headers(): Generator<TarHeader> {
+    const names = [
+      'a',
+      'dir/',
+      'srv/app/public/index.php',
+      `${'d'.repeat(150)}/${'f'.repeat(99)}`,
+      `${'d'.repeat(160)}/f`,
+      `x/${'y'.repeat(120)}`,
+      'caf\u00e9/cr\u00e8me br\u00fbl\u00e9e.txt',
+      'line\nbreak',
+      'emoji \u{1f600}/tab\there',
+      'lone \ud800 surrogate',
+      `${'\u00e9'.repeat(60)}/`,
+    ];
+    const types: TarHeader['type'][] = [
+      'file',
+      'hardlink',
+      'symlink',
+      'char-device',
+      'block-device',
+      'directory',
+      'fifo',
+    ];
+    const times = [0n, 1_700_000_000n * NS, 1_700_000_000_123_456_789n, -1_500_000_000n, 2n ** 40n * NS, 1n];
+    let i = 0;
+    for (const name of names)
+      for (const type of types) {
+        i++;
+        yield {
+          name,
+          type,
+          mode: [0o644, 0o4755, 0o177777, 0o1777][i % 4] as number,
+          uid: [0, 1000, 0o7777777, 0o10000000, 4_294_967_294][i % 5] as number,
+          gid: [0, 33, 0o10000000][i % 3] as number,
+          size: type === 'file' ? ([0, 1, 0o77777777777, 0o100000000000, 9 * 2 ** 30][i % 5] as number) : 0,
+          mtimeNs: times[i % times.length] as bigint,
+          ...(type === 'symlink' || type === 'hardlink'
+            ? { linkName: [`target-${i}`, `${'l'.repeat(101)}`, 'l\u00efnk', ''][i % 4] as string }
+            : {}),
+          ...(type.endsWith('device')
+            ? { devMajor: [0, 8, 259, 4095][i % 4] as number, devMinor: [0, 1, 65535, 1048575][i % 4] as number }
+            : {}),
+        };
+      }
+  }
+
+  test('for every type, name shape, id, size and time', () => {
+    let count = 0;
+    for (const header of headers()) {
+      const expected = reference(header);
+      assert.deepEqual(
+        encodeHeader(header),
+        expected,
+        JSON.stringify(header, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+      );
+      // Written in place, among other bytes, it is the same.
+      const plan = planHeader(header);
+      assert.equal(plan.length, expected.length);
+      const batch = Buffer.alloc(plan.length + 700, 0xa5);
+      writeHeader(batch, 333, plan);
+      assert.deepEqual(batch.subarray(333, 333 + plan.length), expected);
+      assert.ok(
+        batch.subarray(0, 333).every((b) => b === 0xa5) && batch.subarray(333 + plan.length).every((b) => b === 0xa5),
+      );
+      count++;
+    }
+    assert.equal(count, 77);
   });
 });

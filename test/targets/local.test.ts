@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { TargetError } from '../../src/lib/errors.js';
-import { createLocalTarget } from '../../src/targets/local.js';
+import { createLocalTarget, FlushingFileWriter } from '../../src/targets/local.js';
 import type { Target } from '../../src/targets/types.js';
 import { tampered } from './faulty.js';
 import { bodyOf, readAll, sha256, targetConformance } from './suite.js';
@@ -247,6 +249,108 @@ describe('local target', () => {
       await assert.rejects(localTarget(join(parent, 'gone')).free?.() ?? Promise.resolve(), TargetError);
     } finally {
       await rm(parent, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('local target: large objects', () => {
+  it('round-trips an object larger than its background flush interval (64 MiB), verified by re-reading', async () => {
+    const root = await tempRoot();
+    try {
+      const target = localTarget(root);
+      const data = randomBytes(64 * MiB + 12_345);
+      // Uneven chunks, so no flush boundary lines up with a chunk.
+      const chunks: Buffer[] = [];
+      for (
+        let offset = 0, size = 777_777;
+        offset < data.length;
+        offset += size, size = (size * 5 + 3) % 3_000_000 || 1
+      ) {
+        chunks.push(data.subarray(offset, offset + size));
+      }
+      await target.put('job/big.tmp-1', Readable.from(chunks), { signal: never });
+      assert.deepEqual(await target.verifyObject('job/big.tmp-1', { signal: never }), {
+        bytes: data.length,
+        sha256: sha256(data),
+      });
+      assert.ok((await readFile(join(root, 'job', 'big.tmp-1'))).equals(data));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('stops re-reading when the run is aborted, with the abort reason', async () => {
+    const root = await tempRoot();
+    try {
+      const target = localTarget(root);
+      await target.put('job/o', Readable.from([randomBytes(3 * MiB)]), { signal: never });
+      const controller = new AbortController();
+      const reason = new Error('interrupted by SIGTERM');
+      controller.abort(reason);
+      await assert.rejects(target.verifyObject('job/o', { signal: controller.signal }), (error) => error === reason);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('FlushingFileWriter', () => {
+  /** The real handle, with its datasync calls counted. */
+  function countingDatasync(handle: FileHandle): { handle: FileHandle; datasyncs: () => number } {
+    let calls = 0;
+    const counted = new Proxy(handle, {
+      get(target, property) {
+        if (property === 'datasync') {
+          return () => {
+            calls++;
+            return target.datasync();
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    return { handle: counted, datasyncs: () => calls };
+  }
+
+  it('writes every byte in order and flushes to disk in the background as it goes', async () => {
+    const root = await tempRoot();
+    const file = join(root, 'object');
+    const real = await open(file, 'wx', 0o600);
+    try {
+      const { handle, datasyncs } = countingDatasync(real);
+      const data = randomBytes(6 * MiB + 5);
+      const chunks = [1, 300_000, MiB, 2 * MiB + 7, 17].reduce<{ at: number; list: Buffer[] }>(
+        ({ at, list }, size) => ({ at: at + size, list: [...list, data.subarray(at, at + size)] }),
+        { at: 0, list: [] },
+      );
+      chunks.list.push(data.subarray(chunks.at));
+      const writer = new FlushingFileWriter(handle, MiB);
+      await pipeline(Readable.from(chunks.list), writer);
+      await writer.flushed();
+      // One flush at a time, started every MiB when none is running: at least one, at most six.
+      assert.ok(datasyncs() >= 1 && datasyncs() <= 6, `${datasyncs()} background flushes`);
+      await real.close();
+      assert.ok((await readFile(file)).equals(data));
+    } finally {
+      await real.close().catch(() => {});
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('fails the write when a background flush fails (the kernel refuses to sync /dev/null: EINVAL)', async () => {
+    const handle = await open('/dev/null', 'w');
+    try {
+      const writer = new FlushingFileWriter(handle, MiB);
+      await assert.rejects(
+        (async () => {
+          await pipeline(Readable.from(Array.from({ length: 8 }, () => randomBytes(MiB))), writer);
+          await writer.flushed();
+        })(),
+        { code: 'EINVAL' },
+      );
+    } finally {
+      await handle.close();
     }
   });
 });

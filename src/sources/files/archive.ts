@@ -3,11 +3,19 @@
 // (see worker.ts), so blocking reads, even a hung network filesystem, never hold up the main thread.
 // Contents are read straight into large batches, which `ArchiveSink.send` hands on whole.
 
+import * as nodeCrypto from 'node:crypto';
 import { createHash, type Hash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs';
 import { messageOf } from '../../lib/errors.js';
-import { encodeHeader, endOfArchive, paddingSize, type TarEntryType } from '../../pipeline/tar.js';
+import {
+  endOfArchive,
+  type HeaderPlan,
+  paddingSize,
+  planHeader,
+  type TarEntryType,
+  writeHeader as writeTarHeader,
+} from '../../pipeline/tar.js';
 import { type WalkEntry, type WalkFile, type WalkOptions, walkTree } from '../../pipeline/walk.js';
 
 export type IndexEntryType = TarEntryType | 'socket';
@@ -91,12 +99,22 @@ class BatchWriter {
   }
 
   write(bytes: Buffer): void {
-    if (bytes.length > this.free) {
-      this.flush();
-      if (bytes.length > this.batch.length) this.batch = Buffer.allocUnsafeSlow(bytes.length);
-    }
+    this.makeRoom(bytes.length);
     bytes.copy(this.batch, this.used);
     this.used += bytes.length;
+  }
+
+  /** A tar header, written straight into the batch. */
+  writeHeader(plan: HeaderPlan): void {
+    this.makeRoom(plan.length);
+    writeTarHeader(this.batch, this.used, plan);
+    this.used += plan.length;
+  }
+
+  private makeRoom(length: number): void {
+    if (length <= this.free) return;
+    this.flush();
+    if (length > this.batch.length) this.batch = Buffer.allocUnsafeSlow(length);
   }
 
   writeZeros(count: number): void {
@@ -230,7 +248,7 @@ function writeHeader(
 ): number {
   const { stats } = entry;
   const name = type === 'directory' ? `${entry.name}/` : entry.name;
-  const header = encodeHeader({
+  const plan = planHeader({
     name,
     type,
     mode: Number(stats.mode),
@@ -240,8 +258,8 @@ function writeHeader(
     mtimeNs: stats.mtimeNs,
     ...extra,
   });
-  state.output.write(header);
-  return header.length;
+  state.output.writeHeader(plan);
+  return plan.length;
 }
 
 function addIndexEntry(
@@ -280,10 +298,17 @@ function archiveFile(entry: WalkEntry, opened: OpenFile, state: ArchiveState): b
   const headerLength = writeHeader(state, entry, 'file', { size });
   const headerAt = output.used - headerLength;
   const sentAtHeader = output.sent;
-  const hash = createHash('sha256');
   let outcome: ReadOutcome;
+  let sha256: string;
   try {
-    outcome = size < output.free ? readSmallFile(fd, size, output, hash) : readLargeFile(fd, size, output, hash);
+    if (size < output.free) {
+      outcome = readSmallFile(fd, size, output);
+      sha256 = sha256Of(output.batch.subarray(output.used - size, output.used));
+    } else {
+      const hash = createHash('sha256');
+      outcome = readLargeFile(fd, size, output, hash);
+      sha256 = hash.digest('hex');
+    }
   } catch (error) {
     if (!isSystemError(error)) throw error; // stopped
     if (!isPermissionError(error) || output.sent !== sentAtHeader) {
@@ -300,17 +325,26 @@ function archiveFile(entry: WalkEntry, opened: OpenFile, state: ArchiveState): b
   if (change !== undefined) state.warnings.push(`changed while read: ${entry.name} (${change})`);
   addIndexEntry(state, entry, 'file', {
     size,
-    sha256: hash.digest('hex'),
+    sha256,
     ...(change !== undefined && { changed: true as const }),
   });
   return true;
 }
 
+/**
+ * SHA-256 of bytes in memory in one call where node has it (20.12 and later): for the many small
+ * files of a tree, a third of the cost of a Hash object each.
+ */
+const sha256Of: (data: Buffer) => string =
+  typeof nodeCrypto.hash === 'function'
+    ? (data) => nodeCrypto.hash('sha256', data, 'hex')
+    : (data) => createHash('sha256').update(data).digest('hex');
+
 /** `whole`: read in one call, no more and no less; `read`: read in parts; `short`: it ended early; `long`: it has more. */
 type ReadOutcome = 'whole' | 'read' | 'short' | 'long';
 
 /** A file that fits in the current batch, with one byte to spare: one read shows whether it grew. */
-function readSmallFile(fd: number, size: number, output: BatchWriter, hash: Hash): ReadOutcome {
+function readSmallFile(fd: number, size: number, output: BatchWriter): ReadOutcome {
   const start = output.used;
   let got = readSync(fd, output.batch, start, size + 1, 0);
   let outcome: ReadOutcome = got === size ? 'whole' : 'long';
@@ -319,7 +353,6 @@ function readSmallFile(fd: number, size: number, output: BatchWriter, hash: Hash
     outcome = got < size ? 'short' : 'read';
     output.batch.fill(0, start + got, start + size);
   }
-  hash.update(output.batch.subarray(start, start + size));
   output.used += size;
   return outcome;
 }
