@@ -41,12 +41,13 @@ export async function copyVerifiedObject(input: CopyObjectInput): Promise<Verifi
         const [fed, put] = await Promise.allSettled([feeding, putting]);
         if (put.status === 'rejected') throw put.reason;
         if (fed.status === 'rejected') throw fed.reason;
+        const putResult = put.value;
         // The staged copy itself must still be what was produced; otherwise the upload proves nothing.
         const staged = reread.result();
         if (staged.bytes !== expected.bytes || staged.sha256 !== expected.sha256) {
           throw new VerificationMismatch(from.name, name, expected, staged);
         }
-        return await proveAndPlace(to, written, key, name, expected, signal, input.now);
+        return await proveAndPlace(to, written, key, name, expected, signal, input.now, putResult);
       } catch (error) {
         await to.remove(written).catch(() => {});
         throw error;

@@ -1,8 +1,9 @@
 // The last two steps of every object write, on every target: prove the stored bytes, then give them
 // their final name (when they were written under a temporary one). Nothing else mints a proof.
-import type { Target } from '../targets/types.js';
+import type { PutResult, Target } from '../targets/types.js';
 import { type VerifiedObject, verifiedObject } from './evidence.js';
 
+/** `put` is what the target's `put` returned: a proof it took while writing spares a second read. */
 export async function proveAndPlace(
   target: Target,
   written: string,
@@ -11,8 +12,9 @@ export async function proveAndPlace(
   expected: { bytes: number; sha256: string },
   signal: AbortSignal,
   now: () => Date,
+  put: PutResult = {},
 ): Promise<VerifiedObject> {
-  const actual = await target.verifyObject(written, { signal });
+  const actual = put.verified ?? (await target.verifyObject(written, { signal }));
   const proof = verifiedObject(
     target.name,
     name,

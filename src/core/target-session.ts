@@ -56,7 +56,7 @@ export async function writeSmallObject(
 ): Promise<VerifiedObject> {
   const written = target.capabilities.atomicRename ? tempKey(key) : key;
   try {
-    await target.put(written, Readable.from([bytes]), { signal });
+    const put = await target.put(written, Readable.from([bytes]), { signal });
     return await proveAndPlace(
       target,
       written,
@@ -65,6 +65,7 @@ export async function writeSmallObject(
       { bytes: bytes.length, sha256: sha256Of(bytes) },
       signal,
       now,
+      put,
     );
   } catch (error) {
     if (written !== key) await target.remove(written).catch(() => {});

@@ -9,7 +9,7 @@ import { type CompressionOptions, createCompressor } from '../pipeline/compress.
 import { fanOut } from '../pipeline/fanout.js';
 import { type Measured, MeasureStream } from '../pipeline/measure.js';
 import { tempKey } from '../set/layout.js';
-import type { Target } from '../targets/types.js';
+import type { PutResult, Target } from '../targets/types.js';
 import type { VerifiedObject } from './evidence.js';
 import { proveAndPlace } from './prove.js';
 
@@ -63,15 +63,18 @@ export async function writeObject(options: WriteObjectInput): Promise<ObjectWrit
   });
 
   const writeKeys = new Map(targets.map((t) => [t.name, t.capabilities.atomicRename ? tempKey(key) : key]));
+  const putResults = new Map<string, PutResult>();
   const sinkResults = await fanOut(
     stored,
     targets.map((target) => ({
       name: target.name,
-      consume: (stream: Readable) =>
-        target.put(writeKeys.get(target.name) as string, stream, {
+      consume: async (stream: Readable) => {
+        const put = await target.put(writeKeys.get(target.name) as string, stream, {
           signal,
           ...(options.sizeHint !== undefined ? { sizeHint: options.sizeHint } : {}),
-        }),
+        });
+        putResults.set(target.name, put);
+      },
     })),
   ).catch((error: unknown) => {
     pipelineError ??= error;
@@ -114,7 +117,8 @@ export async function writeObject(options: WriteObjectInput): Promise<ObjectWrit
         return;
       }
       try {
-        const proof = await proveAndPlace(target, written, key, name, storedMeasured, signal, options.now);
+        const put = putResults.get(target.name);
+        const proof = await proveAndPlace(target, written, key, name, storedMeasured, signal, options.now, put);
         results.set(target.name, { ok: true, proof });
       } catch (error) {
         results.set(target.name, { ok: false, error });

@@ -30,6 +30,9 @@ class AgeEncryptStream extends Transform {
   private pendingLength = 0;
   /** Header and stream nonce, sent with the first output. */
   private preamble: Buffer | undefined;
+  /** Sealed chunks of the current input chunk, pushed as one buffer (see `pushSealed`). */
+  private sealed: Buffer[] = [];
+  private sealedBytes = 0;
 
   constructor(recipients: readonly AgeRecipient[]) {
     super({ highWaterMark: HIGH_WATER_MARK });
@@ -59,6 +62,7 @@ class AgeEncryptStream extends Transform {
       this.pendingLength += copied;
       offset += copied;
     }
+    this.pushSealed();
     callback();
   }
 
@@ -67,6 +71,7 @@ class AgeEncryptStream extends Transform {
     // The final chunk; empty only when the whole plaintext is.
     this.seal(this.pending.subarray(0, this.pendingLength), true);
     this.pendingLength = 0;
+    this.pushSealed();
     callback();
   }
 
@@ -78,9 +83,20 @@ class AgeEncryptStream extends Transform {
 
   private seal(plaintext: Buffer, last: boolean): void {
     const [ciphertext, tag] = sealChunk(this.key, this.nonce.forChunk(last), plaintext);
-    this.push(ciphertext);
-    this.push(tag);
+    this.sealed.push(ciphertext, tag);
+    this.sealedBytes += ciphertext.length + tag.length;
     this.nonce.advance();
+  }
+
+  /**
+   * One buffer per input chunk rather than two per 64 KiB: what follows (hash, fan-out, targets)
+   * pays per buffer, far more than this one copy.
+   */
+  private pushSealed(): void {
+    if (this.sealed.length === 0) return;
+    this.push(this.sealed.length === 1 ? this.sealed[0] : Buffer.concat(this.sealed, this.sealedBytes));
+    this.sealed = [];
+    this.sealedBytes = 0;
   }
 }
 

@@ -211,7 +211,16 @@ export interface ProcessStreamOptions extends Omit<SpawnOptions, 'stdin'> {
    * with, or undefined for success. Default: success only for exit code 0.
    */
   judge?: (info: ExitInfo, outputBytes: number) => Error | undefined;
+  /**
+   * Hands the child's output on in chunks of at least this many bytes instead of the 64 KiB reads
+   * of its pipe (default 0: as read). What is gathered goes on after `COALESCE_DELAY_MS` at the
+   * latest, so a slow child's output still flows and stall detection still sees it.
+   */
+  coalesceBytes?: number;
 }
+
+/** The longest that gathered output waits for more (`coalesceBytes`). */
+const COALESCE_DELAY_MS = 20;
 
 /**
  * A child process as one stream: writes go to its stdin, reads come from its stdout, with
@@ -230,12 +239,17 @@ class ProcessDuplex extends Duplex {
   private readonly onOuterAbort: () => void;
   private outputBytes = 0;
   private stdinFailure: Error | undefined;
+  private readonly coalesceBytes: number;
+  private gathered: Buffer[] = [];
+  private gatheredBytes = 0;
+  private gatherTimer: NodeJS.Timeout | undefined;
 
   constructor(command: string, args: string[], options: ProcessStreamOptions) {
     // `writable: false` (a read-only child) is supported by Duplex but missing from @types/node.
     const duplexOptions: DuplexOptions & { writable: boolean } = { writable: options.input, highWaterMark: 64 * 1024 };
     super(duplexOptions);
-    const { display, input, judge = defaultJudge(display), signal, ...spawnOptions } = options;
+    const { display, input, judge = defaultJudge(display), signal, coalesceBytes = 0, ...spawnOptions } = options;
+    this.coalesceBytes = coalesceBytes;
     this.outerSignal = signal;
     this.onOuterAbort = () => this.destroy(signal.reason ?? new Error(`${display}: aborted`));
     this.started = spawnStream(command, args, {
@@ -251,7 +265,7 @@ class ProcessDuplex extends Duplex {
     stdout.on('data', (chunk: Buffer) => {
       if (this.destroyed) return;
       this.outputBytes += chunk.length;
-      if (!this.push(chunk)) stdout.pause();
+      if (!this.forward(chunk)) stdout.pause();
     });
     stdout.on('error', () => {}); // destroyed by us when stopping; the exit status is what counts
     done.then(
@@ -263,13 +277,41 @@ class ProcessDuplex extends Duplex {
             ? new Error(`${display} stopped reading its input before the end`, { cause: this.stdinFailure })
             : undefined);
         if (failure) this.destroy(failure);
-        else this.push(null);
+        else {
+          this.pushGathered();
+          this.push(null);
+        }
       },
       (error: unknown) => this.destroy(error instanceof Error ? error : new Error(String(error))),
     );
 
     if (signal.aborted) this.onOuterAbort();
     else signal.addEventListener('abort', this.onOuterAbort, { once: true });
+  }
+
+  /** Hands a chunk of output on, or gathers it (`coalesceBytes`); false when the reader wants no more for now. */
+  private forward(chunk: Buffer): boolean {
+    if (this.coalesceBytes === 0) return this.push(chunk);
+    this.gathered.push(chunk);
+    this.gatheredBytes += chunk.length;
+    if (this.gatheredBytes >= this.coalesceBytes) return this.pushGathered();
+    this.gatherTimer ??= setTimeout(() => {
+      this.gatherTimer = undefined;
+      if (!this.destroyed && !this.pushGathered()) this.started.stdout.pause();
+    }, COALESCE_DELAY_MS);
+    return true;
+  }
+
+  /** Pushes what was gathered as one chunk (one copy, against a trip through every later stream per 64 KiB). */
+  private pushGathered(): boolean {
+    clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
+    if (this.gatheredBytes === 0) return true;
+    const chunk =
+      this.gathered.length === 1 ? (this.gathered[0] as Buffer) : Buffer.concat(this.gathered, this.gatheredBytes);
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    return this.push(chunk);
   }
 
   override _read(): void {
@@ -290,6 +332,8 @@ class ProcessDuplex extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.gatherTimer);
+    this.gathered = [];
     this.outerSignal.removeEventListener('abort', this.onOuterAbort);
     this.stopChild.abort();
     this.started.done.then(

@@ -1,14 +1,15 @@
 // Target `local`: a directory on a local (or locally mounted) filesystem. Writes are durable when
-// `put` resolves: the file and its directory are fsynced. Verification re-reads the whole object.
-// While a large object is written, what is already written is flushed to disk in the background, so
-// the fsync at its end has little left to do (it took 0.4 s of a 7 s run for a 584 MB object).
+// `put` resolves: the file and its directory are fsynced. Verification re-reads the object: `put`
+// re-reads each part once it is flushed to disk (local-writer.ts) and returns the result, and
+// `verifyObject` re-reads a whole object.
 import { randomBytes } from 'node:crypto';
 import { type FileHandle, link, mkdir, open, opendir, rename, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { type Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TargetError } from '../lib/errors.js';
 import { measureFile } from '../pipeline/measure.js';
+import { ObjectFileWriter } from './local-writer.js';
 import type { FreeSpace, ObjectStat, Target } from './types.js';
 
 export interface LocalTargetOptions {
@@ -95,21 +96,23 @@ export function createLocalTarget(options: LocalTargetOptions): Target {
     async put(key, body, { signal }) {
       const file = pathOf(key);
       let handle: FileHandle | undefined;
+      let writer: ObjectFileWriter | undefined;
       let created = false;
       try {
         await assertRoot(root, name);
         await ensureDir(dirname(file));
-        // `wx` never replaces an existing object.
-        handle = await open(file, 'wx', 0o600);
+        // `wx+`: never replaces an existing object, and lets the writer read back what it wrote.
+        handle = await open(file, 'wx+', 0o600);
         created = true;
-        const writer = new FlushingFileWriter(handle);
+        writer = new ObjectFileWriter(handle);
         await pipeline(body, writer, { signal });
-        await writer.flushed();
-        await handle.sync();
+        const readBack = await writer.finish();
         await handle.close();
         handle = undefined;
         await fsyncDir(dirname(file));
+        return readBack ? { verified: readBack } : {};
       } catch (error) {
+        await writer?.abandon();
         await handle?.close().catch(() => {});
         // Remove what this call wrote, never an object that was there before it (EEXIST).
         if (created) await unlink(file).catch(() => {});
@@ -264,83 +267,4 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/** Bytes written between two background flushes of a file being written. */
-const FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
-
-/**
- * Writes a stream to an open file: the chunks as they come (writev), without concatenating them.
- * Every `FLUSH_EVERY_BYTES` it starts an fdatasync in the background (one at a time) that writing
- * does not wait for; a failed one fails the write. `flushed()` waits for the last one.
- */
-export class FlushingFileWriter extends Writable {
-  private unflushed = 0;
-  private flushing: Promise<void> | undefined;
-  private flushError: unknown;
-
-  constructor(
-    private readonly handle: FileHandle,
-    private readonly flushEveryBytes = FLUSH_EVERY_BYTES,
-  ) {
-    super({ highWaterMark: 1 << 20 });
-  }
-
-  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    if (this.flushError !== undefined) {
-      callback(this.flushError as Error);
-      return;
-    }
-    const buffers = chunks.map((c) => c.chunk);
-    writeAll(this.handle, buffers).then(() => {
-      this.unflushed += buffers.reduce((sum, b) => sum + b.length, 0);
-      if (this.unflushed >= this.flushEveryBytes && this.flushing === undefined) {
-        this.unflushed = 0;
-        this.flushing = this.handle.datasync().then(
-          () => {
-            this.flushing = undefined;
-          },
-          (error: unknown) => {
-            this.flushError = error;
-            this.flushing = undefined;
-          },
-        );
-      }
-      callback();
-    }, callback);
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this._writev([{ chunk }], callback);
-  }
-
-  /** Resolves when no background flush is running; rejects with the error of one that failed. */
-  async flushed(): Promise<void> {
-    await this.flushing;
-    if (this.flushError !== undefined) throw this.flushError;
-  }
-}
-
-/** writev until every byte is written: a short write (a disk filling up) continues, and then fails with the reason. */
-async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
-  let remaining = buffers;
-  let left = remaining.reduce((sum, b) => sum + b.length, 0);
-  while (left > 0) {
-    const { bytesWritten } = await handle.writev(remaining);
-    if (bytesWritten === 0) throw Object.assign(new Error('the file system accepted no more bytes'), { code: 'EIO' });
-    left -= bytesWritten;
-    remaining = dropBytes(remaining, bytesWritten);
-  }
-}
-
-function dropBytes(buffers: Buffer[], count: number): Buffer[] {
-  let skip = count;
-  let index = 0;
-  while (index < buffers.length && skip >= (buffers[index] as Buffer).length) {
-    skip -= (buffers[index] as Buffer).length;
-    index++;
-  }
-  const rest = buffers.slice(index);
-  if (skip > 0 && rest.length > 0) rest[0] = (rest[0] as Buffer).subarray(skip);
-  return rest;
 }

@@ -581,6 +581,7 @@ export function createSftpTarget(config: SftpTargetConfig, tuning: SftpTargetTun
       );
       handle = undefined;
       await closeHandle(s, open);
+      return {}; // proven by verifyObject: a read-back or sha256sum on the server
     } catch (error) {
       if (s && handle) await closeHandle(s, handle).catch(() => {});
       const refused =

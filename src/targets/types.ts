@@ -24,6 +24,24 @@ export type VerificationLevel =
   /** Size from the target plus a checksum the target computed over the bytes it stored (S3 ETag). */
   | 'etag';
 
+/** What `put` tells beyond success. */
+export interface PutResult {
+  /**
+   * The stored bytes as `verifyObject` would prove them, when `put` proved them itself while it
+   * wrote (the local target re-reads each part once it is on disk): the core then does not call
+   * `verifyObject` for this write. Absent otherwise.
+   */
+  verified?: ObjectProof;
+}
+
+/** Size and SHA-256 of stored bytes as a target sees them, and how strongly it looked. */
+export interface ObjectProof {
+  bytes: number;
+  sha256: string;
+  /** Default: the target's `capabilities.verification`. */
+  level?: VerificationLevel;
+}
+
 export interface TargetCapabilities {
   /** `rename` exists and is atomic: objects go under a temporary name first. */
   atomicRename: boolean;
@@ -45,7 +63,7 @@ export interface Target {
    * Writes the whole stream to `key`, creating parents. Durable when it resolves (local: file and
    * directory fsynced). `sizeHint` (bytes, may be wrong) lets a target choose e.g. its multipart part size.
    */
-  put(key: string, body: Readable, options: { signal: AbortSignal; sizeHint?: number }): Promise<void>;
+  put(key: string, body: Readable, options: { signal: AbortSignal; sizeHint?: number }): Promise<PutResult>;
   /** Reads an object. Rejects with a not-found error (see `isNotFound`) when it does not exist. */
   get(key: string, options: { signal: AbortSignal }): Promise<Readable>;
   stat(key: string): Promise<ObjectStat>;
@@ -60,10 +78,7 @@ export interface Target {
    * means it has, and the level reached (default `capabilities.verification`; a target whose means
    * depend on the server, e.g. SFTP with or without a remote shell, says which it used).
    */
-  verifyObject(
-    key: string,
-    options: { signal: AbortSignal },
-  ): Promise<{ bytes: number; sha256: string; level?: VerificationLevel }>;
+  verifyObject(key: string, options: { signal: AbortSignal }): Promise<ObjectProof>;
   /** Aborts unfinished multipart uploads under `prefix` (S3); returns how many. Only under the job lock. */
   abortUnfinishedUploads?(prefix: string): Promise<number>;
   /** Free space where objects are written (local filesystems). */

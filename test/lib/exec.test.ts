@@ -360,6 +360,68 @@ describe('processStream', () => {
   });
 });
 
+describe('processStream with coalesceBytes', () => {
+  it('hands the output on in chunks of at least that size, bytes unchanged', async () => {
+    const data = randomBytes(8 * 1024 * 1024 + 12345);
+    const stream = processStream('cat', [], { display: 'cat', input: true, signal: never, coalesceBytes: 1 << 20 });
+    const sizes: number[] = [];
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => {
+      sizes.push(chunk.length);
+      chunks.push(chunk);
+    });
+    await Promise.all([once(stream, 'end'), pipeline(Readable.from([data]), stream as Writable)]);
+    assert.equal(sha256(Buffer.concat(chunks)), sha256(data));
+    // cat writes in pieces of at most 128 KiB: without gathering there would be 64 or more.
+    assert.ok(sizes.length <= 9, `${sizes.length} chunks: ${sizes.join(' ')}`);
+    assert.ok(
+      sizes.slice(0, -1).every((size) => size >= 1 << 20),
+      `every chunk but the last has 1 MiB or more: ${sizes.join(' ')}`,
+    );
+  });
+
+  it("still hands on a slow child's output while the child runs", async () => {
+    // One line, then silence until the test lets the child go on: the line must arrive before that.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'backproof-coalesce-'));
+    try {
+      const gate = path.join(dir, 'go');
+      const stream = processStream(
+        'sh',
+        ['-c', `echo first; while [ ! -e ${gate} ]; do sleep 0.05; done; echo second`],
+        {
+          display: 'slow',
+          input: false,
+          signal: never,
+          coalesceBytes: 1 << 20,
+        },
+      );
+      assert.equal(await firstLine(stream), 'first');
+      await writeFile(gate, '');
+      const rest = (await readAll(stream)).toString('utf8');
+      assert.match(rest, /second\n$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('loses nothing gathered when the child exits, and still fails on a bad exit', async () => {
+    const ok = processStream('sh', ['-c', 'printf abc'], {
+      display: 'short',
+      input: false,
+      signal: never,
+      coalesceBytes: 1 << 20,
+    });
+    assert.equal((await readAll(ok)).toString('utf8'), 'abc');
+    const failing = processStream('sh', ['-c', 'printf abc; exit 3'], {
+      display: 'failing',
+      input: false,
+      signal: never,
+      coalesceBytes: 1 << 20,
+    });
+    await assert.rejects(readAll(failing), (error: unknown) => error instanceof CommandError && error.exitCode === 3);
+  });
+});
+
 describe('processStream with a real file on stdin', () => {
   let dir = '';
   before(async () => {

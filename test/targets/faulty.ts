@@ -4,7 +4,7 @@
 import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import { TargetError } from '../../src/lib/errors.js';
-import type { Target } from '../../src/targets/types.js';
+import type { PutResult, Target } from '../../src/targets/types.js';
 
 export interface Faults {
   /**
@@ -112,13 +112,19 @@ export function faultyTarget(inner: Target, faults: Faults): FaultyTarget {
 
     async put(key, body, options) {
       if (!applies(key)) return inner.put(key, body, options);
+      let result: PutResult = {};
       if (faults.failPutAfterBytes !== undefined) {
         const limit = faults.failPutAfterBytes;
         if ((await putPart(key, body, limit, options)) === 'cut') throw fault(`put ${key} after ${limit} bytes`);
       } else {
-        await inner.put(key, body, options);
+        result = await inner.put(key, body, options);
       }
-      if (faults.tamperAfterPut) await tamper(key, faults.tamperAfterPut, options.signal);
+      if (faults.tamperAfterPut) {
+        await tamper(key, faults.tamperAfterPut, options.signal);
+        return {}; // a proof taken while writing predates the tampering: verifyObject must look again
+      }
+      // Verification is to fail: the proof must come from verifyObject, not from put.
+      return faults.failVerify ? {} : result;
     },
     get: (key, options) => inner.get(key, options),
     stat: (key) => inner.stat(key),

@@ -94,7 +94,9 @@ export function targetConformance(name: string, makeTarget: () => Promise<Target
         const p = fresh();
         const key = `${p}/2025/11/04/set/object.bin`;
         const data = randomBytes(size);
-        await t.put(key, bodyOf(data), { signal: never });
+        const put = await t.put(key, bodyOf(data), { signal: never });
+        // A proof that put took while writing must be as true as verifyObject's.
+        if (put.verified) assert.deepEqual(proofOf(put.verified), { bytes: size, sha256: sha256(data) });
         assert.deepEqual(await t.stat(key), { bytes: size });
         const read = await readAll(await t.get(key, { signal: never }));
         assert.equal(read.length, size);
