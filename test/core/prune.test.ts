@@ -79,6 +79,12 @@ function expectedKeep(
     rules,
     { timeZone },
   );
+  // The history is small: make sure it still gives every rule both a set to keep and one to let go.
+  for (const rule of Object.keys(rules)) {
+    const keeps = decisions.some((d) => d.keep && d.reasons.some((r) => r.startsWith(`${rule} `)));
+    const drops = decisions.some((d) => !d.keep && d.reasons.some((r) => /^\w+/.exec(r)?.[0] === rule));
+    assert.ok(keeps && drops, `rule ${rule} keeps a set (${keeps}) and lets one go (${drops})`);
+  }
   return {
     keep: decisions.filter((d) => d.keep).map((d) => d.setId),
     drop: decisions.filter((d) => !d.keep).map((d) => d.setId),
@@ -105,7 +111,11 @@ interface Kind {
   keys(): Promise<string[]>;
   /** The driver, when not the one createTarget makes. */
   create?(config: JobConfig['targets'][number]): Target;
-  history: { days: number; maxPerDay: number; seed: number };
+  /**
+   * Few sets, since prune deletes one at a time, yet every rule keeps some and lets some go, some
+   * only by their rule, more than one a day where `maxPerDay` is 2 (seeds picked for that).
+   */
+  history: { days: number; maxPerDay: number; seed: number; sparse?: { denseDays: number; sparseEvery: number } };
   rules: RetentionRules;
   timeZone: string;
 }
@@ -164,8 +174,9 @@ describe('prune against each real target kind', { concurrency: true }, () => {
           return { name: 'disk', type: 'local', path: root() };
         },
         keys: () => filesUnder(root()),
-        // More than a year, so every rule (yearly too) has work.
-        history: { days: 400, maxPerDay: 1, seed: 1 },
+        // More than a year, so every rule (yearly too) has work; daily before the last 50 days would
+        // be 200 sets, every 20th day there is plenty for monthly and yearly.
+        history: { days: 400, maxPerDay: 1, seed: 117, sparse: { denseDays: 50, sparseEvery: 20 } },
         rules: { last: 3, daily: 7, weekly: 5, monthly: 6, yearly: -1 },
         timeZone: 'UTC',
       };
@@ -191,7 +202,7 @@ describe('prune against each real target kind', { concurrency: true }, () => {
           };
         },
         keys: () => filesUnder(root),
-        history: { days: 45, maxPerDay: 2, seed: 2 },
+        history: { days: 35, maxPerDay: 2, seed: 234 },
         rules: { last: 2, daily: 5, weekly: 3, monthly: 1 },
         timeZone: 'Europe/Berlin',
       };
@@ -215,7 +226,7 @@ describe('prune against each real target kind', { concurrency: true }, () => {
           };
         },
         keys: () => s3Keys(prefix),
-        history: { days: 25, maxPerDay: 2, seed: 3 },
+        history: { days: 19, maxPerDay: 2, seed: 6 },
         rules: { last: 1, daily: 4, weekly: 2, monthly: 2 },
         timeZone: 'America/New_York',
       };

@@ -58,13 +58,20 @@ export function simulatedHistory(options: {
   seed: number;
   /** Chance that a set is suspect (0..1). */
   suspectRate?: number;
+  /**
+   * Before the newest `denseDays` days, runs happen only every `sparseEvery` days: a history that
+   * spans years without hundreds of sets (default: every day is like the newest).
+   */
+  sparse?: { denseDays: number; sparseEvery: number };
 }): PlannedSet[] {
   const random = prng(options.seed);
   const sets: PlannedSet[] = [];
   const dayMs = 86_400_000;
   const startMs = Date.parse(options.start);
   for (let day = 0; day < options.days; day++) {
-    const runs = Math.floor(random() * (options.maxPerDay + 1));
+    const sparse = options.sparse;
+    const quiet = sparse && day < options.days - sparse.denseDays && day % sparse.sparseEvery !== 0;
+    const runs = quiet ? 0 : Math.floor(random() * (options.maxPerDay + 1));
     const minutes = new Set<number>();
     for (let i = 0; i < runs; i++) minutes.add(Math.floor(random() * 1440));
     for (const minute of [...minutes].sort((a, b) => a - b)) {
@@ -94,6 +101,7 @@ export async function seedSets(
   hostId: string = randomUUID(),
 ): Promise<SeededSet[]> {
   const seeded: SeededSet[] = [];
+  const writes: (() => Promise<void>)[] = [];
   let head: { setId: string; manifestSha256: string } | null = null;
   for (const planned of plan) {
     const data = Buffer.from(`backup ${planned.setId}\n`);
@@ -127,8 +135,10 @@ export async function seedSets(
       previous: head,
     };
     const bytes = planned.corrupt ? Buffer.from('{ "format": "backproof/1", cut short') : serializeManifest(manifest);
-    await put(target, objectKey(job, planned.setId, 'app.out.zst'), data);
-    await put(target, manifestKey(job, planned.setId), bytes);
+    writes.push(async () => {
+      await put(target, objectKey(job, planned.setId, 'app.out.zst'), data);
+      await put(target, manifestKey(job, planned.setId), bytes);
+    });
     const manifestSha256 = sha256(bytes);
     seeded.push({
       ...planned,
@@ -139,7 +149,31 @@ export async function seedSets(
     // A corrupt manifest was never a chain head: the next backup links past it.
     if (!planned.corrupt) head = { setId: planned.setId, manifestSha256 };
   }
+  await inParallel(writes, SEED_CONCURRENCY);
   return seeded;
+}
+
+/**
+ * Sets written at once. Each set is still its object, then its manifest; the chain is computed
+ * beforehand, so the order between sets does not matter, and one at a time made seeding over
+ * SFTP and S3 a round trip per key.
+ */
+const SEED_CONCURRENCY = 8;
+
+/** Runs `tasks` with at most `limit` at a time; rejects with the first failure, after all settled. */
+async function inParallel(tasks: readonly (() => Promise<void>)[], limit: number): Promise<void> {
+  let next = 0;
+  const failures: unknown[] = [];
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length && failures.length === 0) {
+      const task = tasks[next++] as () => Promise<void>;
+      await task().catch((error: unknown) => {
+        failures.push(error);
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failures.length > 0) throw failures[0];
 }
 
 export async function put(target: Target, key: string, bytes: Buffer): Promise<void> {
