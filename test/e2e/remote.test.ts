@@ -4,14 +4,11 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
@@ -24,6 +21,7 @@ import {
 import { jsonOf, makeSandbox, runCli, type Sandbox, startCli } from '../helpers/cli.js';
 import { compareTrees } from '../helpers/compare.js';
 import { filesUnder, waitFor } from '../helpers/files.js';
+import { killTree, PrivateSshd, waitUntilUp } from '../helpers/private-sshd.js';
 import { closedPort } from '../helpers/receivers.js';
 import { type S3Service, services, uniqueName } from '../helpers/services.js';
 
@@ -377,7 +375,7 @@ describe('a server dying mid-upload', { concurrency: true }, () => {
 
   it('sshd killed mid-upload: exit 1, no manifest there; the next run succeeds and removes the leftovers', async () => {
     const ssh = services().ssh;
-    const sshd = await PrivateSshd.start(ssh.user);
+    const sshd = await PrivateSshd.start({ user: ssh.user });
     const dir = uniqueName('kill');
     const remoteRoot = join(ssh.home, dir);
     execFileSync('install', ['-d', '-m', '700', '-o', ssh.user, '-g', ssh.user, remoteRoot]);
@@ -494,134 +492,6 @@ async function temporaryBytes(root: string): Promise<number> {
     if (file.includes('.tmp-')) total += (await stat(join(root, file)).catch(() => ({ size: 0 }))).size;
   }
   return total;
-}
-
-/** Pids of every process below `pid`, from /proc. */
-async function descendantsOf(pid: number): Promise<number[]> {
-  const parents = new Map<number, number>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    // pid (comm) state ppid …; comm may hold spaces and parentheses, so split after the last ')'.
-    if (text) parents.set(Number(entry), Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]));
-  }
-  const found: number[] = [];
-  const walk = (parent: number): void => {
-    for (const [child, ppid] of parents) {
-      if (ppid !== parent) continue;
-      found.push(child);
-      walk(child);
-    }
-  };
-  walk(pid);
-  return found;
-}
-
-/** Polls until `ready()` holds, while `child` lives; fails with `log`'s tail otherwise. */
-async function waitUntilUp(what: string, child: ChildProcess, log: string, ready: () => Promise<boolean>) {
-  for (let i = 0; i < 600; i++) {
-    if (child.exitCode !== null || child.signalCode !== null) break;
-    if (await ready()) return;
-    await sleep(50);
-  }
-  const tail = (await readFile(log, 'utf8').catch(() => '')).slice(-2000);
-  throw new Error(`${what} did not come up:\n${tail}`);
-}
-
-/** SIGKILL to `child` and every process below it (an sshd's sessions): a crash, not a shutdown. */
-async function killTree(child: ChildProcess | undefined): Promise<number> {
-  if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return 0;
-  const exited = once(child, 'exit');
-  const victims = [...(await descendantsOf(child.pid)), child.pid];
-  for (const victim of victims) {
-    try {
-      process.kill(victim, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  await exited;
-  return victims.length;
-}
-
-/**
- * A second sshd for the test account on its own port (own host key), run in the foreground as our
- * child: killing it and its sessions leaves the shared server to the other tests.
- */
-class PrivateSshd {
-  private child: ChildProcess | undefined;
-
-  private constructor(
-    readonly dir: string,
-    readonly port: number,
-  ) {}
-
-  static async start(user: string): Promise<PrivateSshd> {
-    const dir = await mkdtemp(join(tmpdir(), 'bp-sshd-'));
-    const port = await closedPort();
-    const hostKey = join(dir, 'host_ed25519');
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
-    const publicKey = (await readFile(`${hostKey}.pub`, 'utf8')).split(' ').slice(0, 2).join(' ');
-    const config = [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${hostKey}`,
-      `PidFile ${join(dir, 'sshd.pid')}`,
-      'AuthorizedKeysFile .ssh/authorized_keys',
-      'PubkeyAuthentication yes',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PermitRootLogin no',
-      'UsePAM no',
-      `AllowUsers ${user}`,
-      'UseDNS no',
-      'Subsystem sftp internal-sftp',
-    ];
-    await writeFile(join(dir, 'sshd_config'), `${config.join('\n')}\n`);
-    await writeFile(join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${publicKey}\n`);
-    await mkdir('/run/sshd', { recursive: true });
-    const sshd = new PrivateSshd(dir, port);
-    await sshd.run();
-    return sshd;
-  }
-
-  get knownHosts(): string {
-    return join(this.dir, 'known_hosts');
-  }
-
-  /** Starts sshd (again, on the same port) and waits until it greets. */
-  async run(): Promise<void> {
-    const log = join(this.dir, 'sshd.log');
-    const child = spawn('/usr/sbin/sshd', ['-D', '-f', join(this.dir, 'sshd_config'), '-E', log], {
-      stdio: 'ignore',
-    });
-    this.child = child;
-    await waitUntilUp(`sshd on port ${this.port}`, child, log, () => greets(this.port));
-  }
-
-  /** kill -9 of sshd and every session it forked; the number of processes killed. */
-  async kill(): Promise<number> {
-    const killed = await killTree(this.child);
-    this.child = undefined;
-    return killed;
-  }
-
-  async stop(): Promise<void> {
-    await this.kill();
-    await rm(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** Whether an SSH server greets on `port`. */
-function greets(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('data', (data: Buffer) => {
-      socket.destroy();
-      resolve(data.toString('latin1').startsWith('SSH-'));
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /**

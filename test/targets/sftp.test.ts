@@ -3,7 +3,7 @@
 // sshd or change what the server runs start a private sshd of their own, so the shared one never
 // goes down under other tests.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import {
@@ -19,7 +19,7 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -30,6 +30,7 @@ import type { Logger } from '../../src/lib/log.js';
 import { fingerprintOf } from '../../src/targets/known-hosts.js';
 import { createSftpTarget, parseSha256sum, type SftpTargetTuning, shellQuote } from '../../src/targets/sftp.js';
 import type { Target, VerificationLevel } from '../../src/targets/types.js';
+import { PrivateSshd } from '../helpers/private-sshd.js';
 import { services, uniqueName } from '../helpers/services.js';
 import { tampered } from './faulty.js';
 import { bodyOf, sha256, targetConformance } from './suite.js';
@@ -612,7 +613,7 @@ describe('sftp target: host keys', () => {
   });
 
   it('asks a server with several host keys for the type that is pinned', async () => {
-    const sshd = await PrivateSshd.start({ hostKeys: ['ed25519', 'rsa'] });
+    const sshd = await PrivateSshd.start({ user: ssh().user, hostKeys: ['ed25519', 'rsa'] });
     try {
       for (const [pinned, other] of [
         ['rsa', 'ed25519'],
@@ -787,170 +788,9 @@ describe('sftp target: client keys and unreachable servers', () => {
   });
 });
 
-/**
- * A private sshd for bpnas on its own port, with its own host key, started in the foreground as our
- * child: a test may kill it (and its sessions) without disturbing the shared server.
- */
-class PrivateSshd {
-  readonly dir: string;
-  readonly port: number;
-  private child: ChildProcess | undefined;
-
-  /** `ssh-ed25519 AAAA…` per key type. */
-  readonly publicKeys: Record<string, string>;
-
-  private constructor(dir: string, port: number, publicKeys: Record<string, string>) {
-    this.dir = dir;
-    this.port = port;
-    this.publicKeys = publicKeys;
-  }
-
-  /**
-   * `setEnv`: sshd's SetEnv for sessions (e.g. a PATH with fake tools first). `hostKeys`: the host
-   * key types the server offers (default ed25519); known_hosts pins every one of them.
-   */
-  static async start(
-    options: { setEnv?: string; hostKeys?: readonly ('ed25519' | 'rsa')[] } = {},
-  ): Promise<PrivateSshd> {
-    const dir = await tempDir('sshd');
-    await chmod(dir, 0o755);
-    const port = await freePort();
-    const hostKeys = options.hostKeys ?? ['ed25519'];
-    const publicKeys: Record<string, string> = {};
-    for (const type of hostKeys) {
-      const file = join(dir, `host_${type}`);
-      execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', '', '-f', file]);
-      publicKeys[type] = (await readFile(`${file}.pub`, 'utf8')).split(' ').slice(0, 2).join(' ');
-    }
-    const config = [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      ...hostKeys.map((type) => `HostKey ${join(dir, `host_${type}`)}`),
-      `PidFile ${join(dir, 'sshd.pid')}`,
-      'AuthorizedKeysFile .ssh/authorized_keys',
-      'PubkeyAuthentication yes',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PermitRootLogin no',
-      'UsePAM no',
-      `AllowUsers ${ssh().user}`,
-      'UseDNS no',
-      'Subsystem sftp internal-sftp',
-      ...(options.setEnv ? [`SetEnv ${options.setEnv}`] : []),
-    ];
-    await writeFile(join(dir, 'sshd_config'), `${config.join('\n')}\n`);
-    await writeFile(
-      join(dir, 'known_hosts'),
-      Object.values(publicKeys)
-        .map((key) => `[127.0.0.1]:${port} ${key}\n`)
-        .join(''),
-    );
-    await mkdir('/run/sshd', { recursive: true });
-    const sshd = new PrivateSshd(dir, port, publicKeys);
-    await sshd.run();
-    return sshd;
-  }
-
-  get knownHosts(): string {
-    return join(this.dir, 'known_hosts');
-  }
-
-  /** Starts sshd (again) and waits until it answers. */
-  async run(): Promise<void> {
-    const child = spawn(
-      '/usr/sbin/sshd',
-      ['-D', '-f', join(this.dir, 'sshd_config'), '-E', join(this.dir, 'sshd.log')],
-      {
-        stdio: 'ignore',
-      },
-    );
-    this.child = child;
-    for (let attempt = 0; ; attempt++) {
-      if (child.exitCode !== null) {
-        throw new Error(`sshd exited ${child.exitCode}: ${await readFile(join(this.dir, 'sshd.log'), 'utf8')}`);
-      }
-      if (await answers(this.port)) return;
-      if (attempt > 200) throw new Error(`sshd on ${this.port} did not answer`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
-
-  /** SIGKILL to sshd and every session it forked: the server dies mid-call, as on a power cut. */
-  async kill(): Promise<number> {
-    const pid = this.child?.pid;
-    if (pid === undefined) return 0;
-    const victims = [...(await descendantsOf(pid)), pid];
-    for (const victim of victims) {
-      try {
-        process.kill(victim, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    const child = this.child;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      await new Promise((resolve) => child.once('exit', resolve));
-    }
-    this.child = undefined;
-    return victims.length;
-  }
-
-  /** SIGSTOP to every session: connections stay open, and nothing answers on them any more. */
-  async freeze(): Promise<number> {
-    const pid = this.child?.pid;
-    const sessions = pid === undefined ? [] : await descendantsOf(pid);
-    for (const session of sessions) process.kill(session, 'SIGSTOP');
-    return sessions.length;
-  }
-
-  async stop(): Promise<void> {
-    await this.kill();
-    await rm(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** Whether an SSH server greets on `port`. */
-async function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const client = connect(port, '127.0.0.1');
-    client.once('data', (data: Buffer) => {
-      client.destroy();
-      resolve(data.toString('latin1').startsWith('SSH-'));
-    });
-    client.once('error', () => resolve(false));
-  });
-}
-
-/** Pids of every process below `pid`, from /proc. */
-async function descendantsOf(pid: number): Promise<number[]> {
-  const parents = new Map<number, number>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const text = await readFile(`/proc/${entry}/stat`, 'utf8');
-      // pid (comm) state ppid …; comm may hold spaces and parentheses, so split after the last ')'.
-      const ppid = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
-      parents.set(Number(entry), ppid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const found: number[] = [];
-  const walk = (parent: number): void => {
-    for (const [child, ppid] of parents) {
-      if (ppid === parent) {
-        found.push(child);
-        walk(child);
-      }
-    }
-  };
-  walk(pid);
-  return found;
-}
-
 describe('sftp target: the server dies or lies', () => {
   it('rejects (transiently) a put when sshd is killed mid-upload, leaves nothing at the final key, and reconnects', async () => {
-    const sshd = await PrivateSshd.start();
+    const sshd = await PrivateSshd.start({ user: ssh().user });
     const root = await freshRoot('nas');
     const target = createSftpTarget({ ...configFor('nas', root.remote), port: sshd.port, knownHosts: sshd.knownHosts });
     try {
@@ -997,7 +837,7 @@ describe('sftp target: the server dies or lies', () => {
   });
 
   it('rejects the pending call when a frozen server stops answering keepalives', async () => {
-    const sshd = await PrivateSshd.start();
+    const sshd = await PrivateSshd.start({ user: ssh().user });
     const root = await freshRoot('nas');
     const target = createSftpTarget(
       { ...configFor('nas', root.remote), port: sshd.port, knownHosts: sshd.knownHosts },
@@ -1052,7 +892,7 @@ describe('sftp target: the server dies or lies', () => {
         ].join('\n'),
         { mode: 0o755 },
       );
-      sshd = await PrivateSshd.start({ setEnv: `PATH=${bin}:/usr/bin:/bin` });
+      sshd = await PrivateSshd.start({ user: ssh().user, setEnv: `PATH=${bin}:/usr/bin:/bin` });
     });
     after(async () => {
       await sshd.stop();
