@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { closedPort } from './receivers.js';
+import { closedPort } from './ports.js';
 
 export type HostKeyType = 'ed25519' | 'rsa';
 

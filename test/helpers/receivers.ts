@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 
+export { closedPort } from './ports.js';
+
 export interface ReceivedRequest {
   method: string;
   path: string;
@@ -64,15 +66,6 @@ export async function startHttpReceiver(): Promise<HttpReceiver> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-/** A port nothing listens on: a receiver that is down. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export interface ReceivedMail {

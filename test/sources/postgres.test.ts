@@ -19,6 +19,7 @@ import {
   explainClientError,
 } from '../../src/sources/postgres.js';
 import type { ComponentFacts, ComponentStream, Source, SourceContext } from '../../src/sources/types.js';
+import { closedPort } from '../helpers/ports.js';
 import { postgresAdminPassword, psqlAdmin, services, uniqueName } from '../helpers/services.js';
 import { type PrivatePostgres, startPrivatePostgres } from './postgres-private-server.js';
 
@@ -883,13 +884,3 @@ describe('postgres source: on a private server', () => {
     );
   });
 });
-
-async function closedPort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}

@@ -33,6 +33,7 @@ import { TargetError } from '../../src/lib/errors.js';
 import { createS3Target, isTransientS3Error, type S3TargetTuning } from '../../src/targets/s3.js';
 import { MiB, multipartEtag, type RetryPolicy } from '../../src/targets/s3-multipart.js';
 import type { Target } from '../../src/targets/types.js';
+import { closedPort } from '../helpers/ports.js';
 import { services, uniqueName } from '../helpers/services.js';
 import { tampered } from './faulty.js';
 import { bodyOf, readAll, sha256, targetConformance } from './suite.js';
@@ -627,17 +628,6 @@ describe('isTransientS3Error', () => {
     assert.equal(isTransientS3Error(new TargetError('x', 'transient', { permanent: false })), true);
   });
 });
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 /**
  * A TCP relay to the real server on 127.0.0.1:`port` that misbehaves once: resets the first

@@ -30,6 +30,7 @@ import type { Logger } from '../../src/lib/log.js';
 import { fingerprintOf } from '../../src/targets/known-hosts.js';
 import { createSftpTarget, parseSha256sum, type SftpTargetTuning, shellQuote } from '../../src/targets/sftp.js';
 import type { Target, VerificationLevel } from '../../src/targets/types.js';
+import { closedPort } from '../helpers/ports.js';
 import { PrivateSshd } from '../helpers/private-sshd.js';
 import { services, uniqueName } from '../helpers/services.js';
 import { tampered } from './faulty.js';
@@ -193,14 +194,6 @@ function hostField(): string {
 }
 
 /** A port nothing listens on (bound, then released). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 describe('sftp target: accounts and paths', () => {
   it('proves objects with sha256sum for a shell account and by reading back for an SFTP-only one', async () => {
     const data = randomBytes(3 * MiB + 17);
@@ -738,7 +731,7 @@ describe('sftp target: client keys and unreachable servers', () => {
   });
 
   it('fails, transiently and at once, when nothing listens on the port', async () => {
-    const target = targetWith({ port: await freePort() });
+    const target = targetWith({ port: await closedPort() });
     try {
       await assertTargetError(target.put('x', bodyOf(Buffer.from('x')), { signal: never }), {
         permanent: false,
