@@ -69,11 +69,16 @@ describe('ObjectFileWriter', () => {
         const { handle, datasyncs, bytesRead } = counting(real);
         const data = randomBytes(6 * MiB + 5);
         const writer = new ObjectFileWriter(handle, MiB);
-        // The producer waits a moment after each chunk, as a compressor would: flushed parts can be read back meanwhile.
+        // Past the first flush (1 MiB), the producer waits until something was read back (10 s at
+        // most), as a slow compressor would let it: the read-back must run while the stream is open.
         async function* slowly(): AsyncGenerator<Buffer> {
+          let sent = 0;
           for (const chunk of unevenChunks(data)) {
             yield chunk;
-            await new Promise((resolve) => setTimeout(resolve, 30));
+            sent += chunk.length;
+            for (let waited = 0; sent > 2 * MiB && bytesRead() === 0 && waited < 10_000; waited += 10) {
+              await new Promise((resolve) => setTimeout(resolve, 10));
+            }
           }
         }
         await pipeline(Readable.from(slowly()), writer);
