@@ -25,4 +25,7 @@ node -e 'const D=require("better-sqlite3"); new D(":memory:").close()'
 npm run --silent build
 if [ $# -gt 0 ]; then files=("$@"); else mapfile -t files < <(find test -name '*.test.ts' | sort); fi
 export AWS_EC2_METADATA_DISABLED=true
-node --import tsx --test --test-reporter=spec --test-concurrency=2 "${files[@]}"
+# A test file that hangs (a stuck stream after a failed assertion, say) fails with its name after
+# 10 minutes instead of holding the whole run; the slowest file takes about 2 minutes.
+test_timeout_ms=${BACKPROOF_TEST_TIMEOUT_MS:-600000}
+node --import tsx --test --test-reporter=spec --test-concurrency=2 --test-timeout="$test_timeout_ms" "${files[@]}"

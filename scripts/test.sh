@@ -42,7 +42,10 @@ if [ "$keep" = 1 ]; then bash scripts/test-services.sh start; else bash scripts/
 
 # The runner gets its own process group (so one signal stops it and every test process) and is
 # waited for in the background, so SIGINT/SIGTERM reach the traps above at once.
-setsid node --import tsx --test --test-reporter=spec --test-concurrency=2 "${files[@]}" &
+# A test file that hangs (a stuck stream after a failed assertion, say) fails with its name after
+# 10 minutes instead of holding the whole run; the slowest file takes about 2 minutes.
+test_timeout_ms=${BACKPROOF_TEST_TIMEOUT_MS:-600000}
+setsid node --import tsx --test --test-reporter=spec --test-concurrency=2 --test-timeout="$test_timeout_ms" "${files[@]}" &
 runner=$!
 status=0
 wait "$runner" || status=$?
