@@ -122,6 +122,7 @@ async function runLocked(
   });
 
   const sources = input.sources ?? config.sources.map((s) => createSource(s, config));
+  for (const source of sources) source.warmUp?.();
   // What drivers say during the run reaches the report: a pinned host key is a warning (a human
   // should compare its fingerprint with the server's), notes are steps.
   const targetLog: Logger = {

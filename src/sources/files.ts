@@ -13,7 +13,14 @@ import { messageOf, SourceError } from '../lib/errors.js';
 import { primeAllocatorForStreaming } from '../pipeline/allocator.js';
 import type { Measured } from '../pipeline/measure.js';
 import { MissingPathError, normalizeRoots, walkTree } from '../pipeline/walk.js';
-import { type ArchiveWorkerData, CONTROL_SLOTS, CREDITS, STOP, type WorkerMessage } from './files/protocol.js';
+import {
+  type ArchiveWorkerData,
+  CONTROL_SLOTS,
+  CREDITS,
+  STOP,
+  type StartMessage,
+  type WorkerMessage,
+} from './files/protocol.js';
 import type { ComponentFacts, ComponentStream, PreflightFinding, Source, SourceContext } from './types.js';
 
 export interface FilesSourceOptions {
@@ -41,6 +48,8 @@ const BATCH_BYTES = 1 << 20;
 const INITIAL_CREDITS = 2;
 /** How long a stopped worker may take to notice (it checks between reads) before it is terminated. */
 const WORKER_STOP_GRACE_MS = 5000;
+/** How long a worker booted ahead of need (`warmUp`) waits for a component before it is let go. */
+const SPARE_WORKER_IDLE_MS = 60_000;
 // The worker module sits beside this one: `.js` when built, `.ts` when run from source under tsx.
 const WORKER_URL = new URL(`./files/worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
@@ -49,6 +58,7 @@ export function createFilesSource(options: FilesSourceOptions): Source {
     name: options.name,
     type: 'files',
     check: async () => checkPaths(options),
+    warmUp: warmUpArchiveWorker,
     estimateRawBytes: async (ctx) => estimateRawBytes(options, ctx.signal),
     async *components(ctx: SourceContext): AsyncIterable<ComponentStream> {
       yield startComponent(options, ctx.signal);
@@ -195,12 +205,14 @@ function startComponent(options: FilesSourceOptions, signal: AbortSignal): Compo
     };
     let spawned: Worker;
     try {
-      spawned = createArchiveWorker(workerData);
+      spawned = takeArchiveWorker();
     } catch (error) {
       fail(error);
       return;
     }
     worker = spawned;
+    const start: StartMessage = { type: 'start', job: workerData };
+    spawned.postMessage(start);
     workerExited = new Promise((resolve) => spawned.once('exit', () => resolve()));
     spawned.on('message', (message: WorkerMessage) => {
       if (settled) return;
@@ -267,15 +279,59 @@ function startComponent(options: FilesSourceOptions, signal: AbortSignal): Compo
   return { name: options.name, kind: 'files', extension: 'tar', data, index, facts, rawMeasured };
 }
 
+/** One archive worker booted ahead of need, for the next component to take. */
+let spareWorker: { worker: Worker; idleTimer: NodeJS.Timeout } | undefined;
+
+/**
+ * Boots an archive worker now, so that its Node environment and modules (about 0.1 s) load on the
+ * other core while the run does its preflight, instead of after it. Never keeps the process alive;
+ * let go when no component takes it within `SPARE_WORKER_IDLE_MS`. A failure here is no failure:
+ * the component then starts its own worker and reports what goes wrong.
+ */
+export function warmUpArchiveWorker(): void {
+  if (spareWorker !== undefined) return;
+  let worker: Worker;
+  try {
+    worker = createArchiveWorker();
+  } catch {
+    return;
+  }
+  worker.unref();
+  const drop = (): void => {
+    if (spareWorker?.worker !== worker) return;
+    clearTimeout(spareWorker.idleTimer);
+    spareWorker = undefined;
+  };
+  // A spare that dies before it is taken is simply not used (its taker listens for itself).
+  worker.on('error', drop);
+  worker.on('exit', drop);
+  const idleTimer = setTimeout(() => {
+    drop();
+    worker.terminate().catch(() => {});
+  }, SPARE_WORKER_IDLE_MS);
+  idleTimer.unref();
+  spareWorker = { worker, idleTimer };
+}
+
+/** The spare worker if there is one (then no longer spare), or a new one. Waits for a `StartMessage`. */
+function takeArchiveWorker(): Worker {
+  const spare = spareWorker;
+  if (spare === undefined) return createArchiveWorker();
+  spareWorker = undefined;
+  clearTimeout(spare.idleTimer);
+  spare.worker.ref();
+  return spare.worker;
+}
+
 /**
  * Built, the worker is a plain module. From source (tests, development), Node 20 does not apply tsx's
  * hooks to worker threads, so a small bootstrap registers tsx there before importing the `.ts` worker.
  */
-function createArchiveWorker(workerData: ArchiveWorkerData): Worker {
-  if (!WORKER_URL.pathname.endsWith('.ts')) return new Worker(WORKER_URL, { workerData });
+function createArchiveWorker(): Worker {
+  if (!WORKER_URL.pathname.endsWith('.ts')) return new Worker(WORKER_URL);
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData });
+  return new Worker(bootstrap, { eval: true });
 }
 
 /** Resolves when the worker has exited, or after `graceMs` (then asking it to terminate). */

@@ -11,7 +11,7 @@ import { finished } from 'node:stream/promises';
 import picomatch from 'picomatch';
 import { messageOf, SourceError } from '../lib/errors.js';
 import { compareBytes, createExcludeMatcher, normalizeRoots, walkTree } from '../pipeline/walk.js';
-import { createFilesSource } from './files.js';
+import { createFilesSource, warmUpArchiveWorker } from './files.js';
 import { type PackageListResult, readManualPackages } from './packages.js';
 import type { ComponentFacts, ComponentStream, PreflightFinding, Source, SourceContext } from './types.js';
 
@@ -104,6 +104,7 @@ export function createSystemSource(config: SystemSourceOptions): Source {
     name: config.name,
     type: 'system',
     check: async (ctx) => checkRoot(config, root, ctx),
+    warmUp: warmUpArchiveWorker,
     estimateRawBytes: async (ctx) => {
       if (!isDirectory(root)) return 0;
       const plan = planCapture(config, root, ctx.signal);

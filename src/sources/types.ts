@@ -66,6 +66,12 @@ export interface Source {
   readonly type: string;
   /** Preflight: tools present (with versions), paths exist, connections work. Never writes. */
   check(ctx: SourceContext): Promise<PreflightFinding[]>;
+  /**
+   * Optional: starts slow setup that touches no data (a worker thread booting), so that it overlaps
+   * the preflight instead of following it. Called once, after the lock is taken; a source must work
+   * the same without it.
+   */
+  warmUp?(): void;
   /** Raw bytes this source will produce, roughly, for the first run's free-space estimate. */
   estimateRawBytes(ctx: SourceContext): Promise<number>;
   /**

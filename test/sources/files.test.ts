@@ -859,3 +859,90 @@ describe('files source: failures', () => {
     return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   }
 });
+
+describe('files source: a worker booted ahead of need (warmUp)', () => {
+  let work: string;
+  before(async () => {
+    work = await makeTempDir();
+  });
+  after(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  /** The thread count once it has not changed for half a second (a worker, under tsx, boots a loader thread too). */
+  async function settledThreadCount(): Promise<number> {
+    let count = await threadCount();
+    for (let still = 0, i = 0; still < 500 && i < 400; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      const now = await threadCount();
+      still = now === count ? still + 25 : 0;
+      count = now;
+    }
+    return count;
+  }
+
+  /** Polls the thread count until `done` holds (threads start and end asynchronously). */
+  async function threadsOnceThey(done: (count: number) => boolean): Promise<number> {
+    let count = await threadCount();
+    for (let i = 0; i < 200 && !done(count); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      count = await threadCount();
+    }
+    return count;
+  }
+
+  test('boots one worker before any read, which the next component takes: no second worker, none left after', async () => {
+    const dir = join(work, 'warm');
+    await mkdir(dir);
+    for (let i = 0; i < 20; i++) await writeFile(join(dir, `file-${i}.txt`), `${i}\n`.repeat(i));
+    await writeFile(join(dir, 'large.bin'), Buffer.alloc(4 * 1024 * 1024, 7));
+    const threadsBefore = await threadCount();
+    const warmed = source({ paths: [dir] });
+    warmed.warmUp?.();
+    await threadsOnceThey((count) => count > threadsBefore);
+    const threadsWarm = await settledThreadCount();
+    assert.ok(threadsWarm > threadsBefore, 'warmUp booted no worker thread');
+    warmed.warmUp?.(); // a second call boots no second worker
+    assert.equal(await settledThreadCount(), threadsWarm, 'a second warmUp booted another worker');
+
+    const threadsWhileReading: number[] = [];
+    const result = await archive(work, { paths: [dir] }, async (received) => {
+      if (received > 0) threadsWhileReading.push(await threadCount());
+      return undefined;
+    });
+    assert.ok(threadsWhileReading.length > 0);
+    assert.ok(
+      threadsWhileReading.every((count) => count === threadsWarm),
+      `threads while reading: ${threadsWhileReading.join(', ')}, with the warmed-up worker: ${threadsWarm}`,
+    );
+    assert.equal(result.index.filter((entry) => entry.type === 'file').length, 21);
+    const large = result.index.find((entry) => entry.path.endsWith('/large.bin'));
+    assert.equal(large?.sha256, sha256sum(join(dir, 'large.bin')));
+    assert.equal(await threadsOnceThey((count) => count === threadsBefore), threadsBefore, 'a worker was left behind');
+  });
+
+  test('an unused warmed-up worker does not keep the process alive', async () => {
+    const moduleUrl = new URL('../../src/sources/files.ts', import.meta.url).href;
+    // The child boots the worker, shows it runs, then has nothing left to do: it must exit at once,
+    // not when the spare's idle limit (a minute) lets the worker go.
+    const script = `
+      import { readdirSync } from 'node:fs';
+      const { warmUpArchiveWorker } = await import(${JSON.stringify(moduleUrl)});
+      const before = readdirSync('/proc/self/task').length;
+      warmUpArchiveWorker();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      console.log(readdirSync('/proc/self/task').length > before ? 'worker running' : 'no worker');
+      console.error(String(Date.now()));
+    `;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 55_000,
+    });
+    assert.equal(child.signal, null, 'the process was still alive after 55 s: the idle worker kept it alive');
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(child.stdout.trim(), 'worker running');
+    const printedAt = Number(child.stderr.trim().split('\n').at(-1));
+    const exitedAfter = Date.now() - printedAt;
+    assert.ok(exitedAfter < 20_000, `the process lingered ${exitedAfter} ms after its work`);
+  });
+});

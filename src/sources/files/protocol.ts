@@ -1,6 +1,7 @@
-// What the files source's main side and its archive worker tell each other. Batches travel as
-// transferred ArrayBuffers (no copy); flow control is a credit counter in shared memory, so the
-// worker can block on it (Atomics.wait) between batches without an event loop of its own.
+// What the files source's main side and its archive worker tell each other. The worker boots
+// first and waits for one `StartMessage` (so it can boot while the run does its preflight). Batches
+// travel as transferred ArrayBuffers (no copy); flow control is a credit counter in shared memory,
+// so the worker can block on it (Atomics.wait) between batches without an event loop of its own.
 import type { Measured } from '../../pipeline/measure.js';
 import type { WalkOptions } from '../../pipeline/walk.js';
 
@@ -15,6 +16,12 @@ export interface ArchiveWorkerData {
   batchBytes: number;
   /** `CONTROL_SLOTS` Int32 slots. */
   control: SharedArrayBuffer;
+}
+
+/** The one message the main side sends: the archive to write. The worker exits after it. */
+export interface StartMessage {
+  type: 'start';
+  job: ArchiveWorkerData;
 }
 
 export type WorkerMessage =

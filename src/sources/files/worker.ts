@@ -2,10 +2,10 @@
 // and the per-file hashes run beside the main thread's compression piping and stream hashing, and a
 // read that hangs (a dead NFS server) blocks this thread, never the main event loop.
 import { createHash } from 'node:crypto';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { messageOf } from '../../lib/errors.js';
 import { type ArchiveSink, writeArchive } from './archive.js';
-import { type ArchiveWorkerData, CREDITS, STOP, type WorkerMessage } from './protocol.js';
+import { type ArchiveWorkerData, CREDITS, STOP, type StartMessage, type WorkerMessage } from './protocol.js';
 
 /** Thrown inside the worker when the main side asked it to stop. */
 class StopRequested extends Error {
@@ -54,4 +54,8 @@ function run(data: ArchiveWorkerData): WorkerMessage {
   }
 }
 
-parentPort?.postMessage(run(workerData as ArchiveWorkerData));
+// Booted ahead of need, the worker waits for its job; with the listener gone after it, nothing keeps
+// the thread alive once the result is posted.
+parentPort?.once('message', (message: StartMessage) => {
+  parentPort?.postMessage(run(message.job));
+});
