@@ -15,6 +15,7 @@ import {
   planHeader,
   type TarEntryType,
   writeHeader as writeTarHeader,
+  zeroFill,
 } from '../../pipeline/tar.js';
 import { type WalkEntry, type WalkFile, type WalkOptions, walkTree } from '../../pipeline/walk.js';
 
@@ -119,7 +120,7 @@ class BatchWriter {
 
   writeZeros(count: number): void {
     if (count > this.free) this.flush();
-    this.batch.fill(0, this.used, this.used + count);
+    zeroFill(this.batch, this.used, this.used + count);
     this.used += count;
   }
 
