@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { jsonOf, makeSandbox, runCli, type Sandbox, startCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/files.js';
 import { type RemoteTargets, remoteTargets } from '../helpers/remote-targets.js';
-import { mariadbAdmin, psqlAdmin, services, uniqueName } from '../helpers/services.js';
+import { mariadbAdmin, psqlAdmin, services, testDatabaseSources, uniqueName } from '../helpers/services.js';
 
 interface DrillReport {
   setId: string;
@@ -95,27 +95,7 @@ describe('drill and database restore through the CLI', () => {
         remote.sftpTarget('nas'),
         remote.s3Target('cloud'),
       ],
-      sources: [
-        { name: 'app', type: 'files', paths: [app] },
-        {
-          name: 'shop',
-          type: 'mariadb',
-          host: '127.0.0.1',
-          port: services().mariadb.port,
-          user: 'root',
-          databases: [mdb],
-        },
-        {
-          name: 'main',
-          type: 'postgres',
-          host: pg.host,
-          port: pg.port,
-          user: pg.adminUser,
-          passwordFile: pg.adminPasswordFile,
-          databases: [pdb],
-          globals: false,
-        },
-      ],
+      sources: [{ name: 'app', type: 'files', paths: [app] }, ...testDatabaseSources({ mariadb: mdb, postgres: pdb })],
       drill: {
         mariadb: { host: '127.0.0.1', port: services().mariadb.port, user: 'root' },
         // Not a superuser, and no member of the tables' owner: their OWNER and GRANT lines are skipped.

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type CliResult, jsonOf, makeSandbox, runCli, type Sandbox } from '../helpers/cli.js';
 import { filesUnder } from '../helpers/files.js';
-import { mariadbAdmin, psqlAdmin, services, uniqueName } from '../helpers/services.js';
+import { mariadbAdmin, psqlAdmin, services, testDatabaseSources, uniqueName } from '../helpers/services.js';
 
 /** Planted in one row of each database: no byte on the target may spell it. */
 const MARKER = `ENC-DB-MARKER-${randomBytes(8).toString('hex')}`;
@@ -117,26 +117,7 @@ describe('an encrypted set of MariaDB and PostgreSQL databases through the CLI',
 
     const pg = services().postgres;
     config = {
-      sources: [
-        {
-          name: 'shop',
-          type: 'mariadb',
-          host: '127.0.0.1',
-          port: services().mariadb.port,
-          user: 'root',
-          databases: [mdb],
-        },
-        {
-          name: 'main',
-          type: 'postgres',
-          host: pg.host,
-          port: pg.port,
-          user: pg.adminUser,
-          passwordFile: pg.adminPasswordFile,
-          databases: [pdb],
-          globals: false,
-        },
-      ],
+      sources: testDatabaseSources({ mariadb: mdb, postgres: pdb }),
       drill: {
         mariadb: { host: '127.0.0.1', port: services().mariadb.port, user: 'root' },
         postgres: { host: pg.host, port: pg.port, user: pg.adminUser, passwordFile: pg.adminPasswordFile },

@@ -223,6 +223,34 @@ export async function restartService(name: ServiceName): Promise<void> {
   }
 }
 
+/**
+ * Config of a `mariadb` source named `shop` and a `postgres` source named `main` (no globals),
+ * each backing up the one given database of the shared test servers, as the admin user.
+ */
+export function testDatabaseSources(databases: { mariadb: string; postgres: string }): Record<string, unknown>[] {
+  const { mariadb, postgres: pg } = services();
+  return [
+    {
+      name: 'shop',
+      type: 'mariadb',
+      host: '127.0.0.1',
+      port: mariadb.port,
+      user: 'root',
+      databases: [databases.mariadb],
+    },
+    {
+      name: 'main',
+      type: 'postgres',
+      host: pg.host,
+      port: pg.port,
+      user: pg.adminUser,
+      passwordFile: pg.adminPasswordFile,
+      databases: [databases.postgres],
+      globals: false,
+    },
+  ];
+}
+
 let counter = 0;
 
 /**
