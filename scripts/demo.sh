@@ -19,8 +19,12 @@ node --input-type=module -e '
   db.pragma("journal_mode = WAL");
   db.exec("CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, email TEXT NOT NULL)");
   db.exec("CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, data BLOB)");
+  // Filled once: a demo run again backs up the same rows (adding 1,000 each time would, by the
+  // fourth run, double the median and stop the demo with an anomaly warning).
   const insert = db.prepare("INSERT INTO users (email) VALUES (?)");
-  db.transaction(() => { for (let i = 0; i < 1000; i++) insert.run(`user${i}@example.com`); })();
+  if (db.prepare("SELECT count(*) AS n FROM users").get().n === 0) {
+    db.transaction(() => { for (let i = 0; i < 1000; i++) insert.run(`user${i}@example.com`); })();
+  }
   db.close();
 ' "$demo/app/database.sqlite"
 
@@ -40,7 +44,8 @@ YAML
 
 cli="node dist/cli.js --config $demo/backproof.yml"
 echo "== backproof backup   (config: $demo/backproof.yml)"
-$cli backup
+# Exit 3 is a committed set with warnings (an anomaly after edits to the demo tree, say): the demo goes on.
+$cli backup || [ $? -eq 3 ]
 echo
 echo "== backproof list"
 $cli list
